@@ -1,0 +1,1 @@
+//! pixdrop: photos in, web-ready WebP variants out.
