@@ -1,0 +1,390 @@
+//! `Queue`: the handle every part of pixdrop uses to put jobs in, read them, cancel or resubmit them,
+//! and to run the queue's upkeep (promoting due retries, recovering dead instances' jobs). It holds
+//! the shared connection pool; workers get their own connections from it (see `worker_conn.rs`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deadpool_redis::{Pool, Runtime};
+use redis::AsyncCommands;
+use serde_json::Value;
+
+use super::backoff::Backoff;
+use super::clock::{Clock, SystemClock};
+use super::job::{JobId, JobRecord, JobState};
+use super::keys::{Keys, instance_of};
+use super::scripts::Scripts;
+use crate::config::{QueueSettings, RedisSettings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("no redis connection available: {0}")]
+    Pool(#[from] deadpool_redis::PoolError),
+    #[error("unexpected answer from redis: {0}")]
+    Protocol(String),
+}
+
+pub type QueueResult<T> = Result<T, QueueError>;
+
+/// A cheap-to-clone handle on the queue.
+#[derive(Clone)]
+pub struct Queue {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub client: redis::Client,
+    pub pool: Pool,
+    pub keys: Keys,
+    pub scripts: Scripts,
+    pub settings: QueueSettings,
+    pub backoff: Backoff,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What `cancel` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// Cancelled; it was in this state before.
+    Cancelled {
+        was: JobState,
+    },
+    /// Already finished: nothing changed.
+    Finished(JobState),
+    NotFound,
+}
+
+/// What `resubmit` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResubmitOutcome {
+    Queued,
+    /// Only failed or cancelled jobs can be resubmitted; it is in this state.
+    NotResubmittable(JobState),
+    NotFound,
+}
+
+/// How many jobs wait where: for health checks, metrics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Depths {
+    pub waiting: u64,
+    pub retrying: u64,
+}
+
+impl Queue {
+    /// A queue on the Redis at `url`. Connects lazily; call `check_server` at start-up.
+    pub fn connect(
+        url: &str,
+        redis: &RedisSettings,
+        settings: &QueueSettings,
+    ) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let mut pool_config = deadpool_redis::Config::from_url(url);
+        pool_config.pool = Some(deadpool_redis::PoolConfig::new(redis.pool_size.max(1)));
+        let pool = pool_config.create_pool(Some(Runtime::Tokio1))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                pool,
+                keys: Keys::new(&redis.key_prefix),
+                scripts: Scripts::load(),
+                settings: settings.clone(),
+                backoff: Backoff::from_settings(settings),
+                clock: Arc::new(SystemClock),
+            }),
+        })
+    }
+
+    /// The same queue, reading time from `clock` (tests move it by hand).
+    pub fn with_clock(self, clock: impl Clock) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                client: inner.client.clone(),
+                pool: inner.pool.clone(),
+                keys: inner.keys.clone(),
+                scripts: Scripts::load(),
+                settings: inner.settings.clone(),
+                backoff: inner.backoff,
+                clock: Arc::new(clock),
+            }),
+        }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    pub fn settings(&self) -> &QueueSettings {
+        &self.inner.settings
+    }
+
+    pub fn redis_client(&self) -> &redis::Client {
+        &self.inner.client
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+
+    pub(crate) async fn conn(&self) -> QueueResult<deadpool_redis::Connection> {
+        Ok(self.inner.pool.get().await?)
+    }
+
+    /// True when Redis answers.
+    pub async fn ping(&self) -> QueueResult<()> {
+        let mut conn = self.conn().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Creates a job and queues it, in one atomic step that also publishes its `queued` event.
+    pub async fn enqueue(&self, payload: &Value) -> QueueResult<JobId> {
+        let id = JobId::new();
+        let mut conn = self.conn().await?;
+        self.enqueue_invocation(&id, payload)
+            .invoke_async::<i64>(&mut conn)
+            .await?;
+        Ok(id)
+    }
+
+    /// Enqueues many jobs in one round trip (each still its own atomic script).
+    pub async fn enqueue_batch(&self, payloads: &[Value]) -> QueueResult<Vec<JobId>> {
+        let ids: Vec<JobId> = payloads.iter().map(|_| JobId::new()).collect();
+        let mut conn = self.conn().await?;
+        // Pipelines cannot fall back from EVALSHA to EVAL, so load the script first. Enqueue is
+        // idempotent per id, so re-sending the batch after a NOSCRIPT (a Redis restart between the
+        // two calls) cannot create duplicates.
+        for _ in 0..2 {
+            self.inner.scripts.enqueue.load_async(&mut conn).await?;
+            let mut pipe = redis::pipe();
+            let invocations: Vec<_> = ids
+                .iter()
+                .zip(payloads)
+                .map(|(id, p)| self.enqueue_invocation(id, p))
+                .collect();
+            for invocation in &invocations {
+                pipe.invoke_script(invocation).ignore();
+            }
+            match pipe.query_async::<()>(&mut conn).await {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    continue;
+                }
+                other => other?,
+            }
+            return Ok(ids);
+        }
+        Err(QueueError::Protocol(
+            "enqueue script kept disappearing".into(),
+        ))
+    }
+
+    fn enqueue_invocation(&self, id: &JobId, payload: &Value) -> redis::ScriptInvocation<'_> {
+        let keys = &self.inner.keys;
+        let mut invocation = self.inner.scripts.enqueue.prepare_invoke();
+        invocation
+            .key(keys.job(id))
+            .key(keys.waiting())
+            .arg(id.to_string())
+            .arg(payload.to_string())
+            .arg(self.inner.settings.max_attempts.max(1))
+            .arg(self.now())
+            .arg(keys.events());
+        invocation
+    }
+
+    /// The job's record, or `None` for an unknown (or expired) id.
+    pub async fn job(&self, id: &JobId) -> QueueResult<Option<JobRecord>> {
+        let mut conn = self.conn().await?;
+        let hash: HashMap<String, String> = conn.hgetall(self.inner.keys.job(id)).await?;
+        Ok(JobRecord::from_hash(*id, hash))
+    }
+
+    /// Cancels a queued, retrying or active job (an active job's worker is fenced off).
+    pub async fn cancel(&self, id: &JobId) -> QueueResult<CancelOutcome> {
+        let keys = &self.inner.keys;
+        let mut conn = self.conn().await?;
+        let (done, state): (i64, String) = self
+            .inner
+            .scripts
+            .cancel
+            .key(keys.job(id))
+            .key(keys.waiting())
+            .key(keys.retrying())
+            .arg(id.to_string())
+            .arg(self.now())
+            .arg(self.inner.settings.failed_retention_secs * 1000)
+            .arg(keys.events())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match (done, state.as_str()) {
+            (_, "missing") => CancelOutcome::NotFound,
+            (1, was) => CancelOutcome::Cancelled {
+                was: parse_state(was)?,
+            },
+            (_, now) => CancelOutcome::Finished(parse_state(now)?),
+        })
+    }
+
+    /// Puts a failed or cancelled job back in the queue with fresh attempts.
+    pub async fn resubmit(&self, id: &JobId) -> QueueResult<ResubmitOutcome> {
+        let keys = &self.inner.keys;
+        let mut conn = self.conn().await?;
+        let answer: Vec<String> = self
+            .inner
+            .scripts
+            .resubmit
+            .key(keys.job(id))
+            .key(keys.waiting())
+            .arg(id.to_string())
+            .arg(self.now())
+            .arg(keys.events())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match answer.as_slice() {
+            [ok] if ok == "1" => ResubmitOutcome::Queued,
+            [_, state] if state == "missing" => ResubmitOutcome::NotFound,
+            [_, state] => ResubmitOutcome::NotResubmittable(parse_state(state)?),
+            other => return Err(QueueError::Protocol(format!("resubmit answered {other:?}"))),
+        })
+    }
+
+    pub async fn depths(&self) -> QueueResult<Depths> {
+        let mut conn = self.conn().await?;
+        let (waiting, retrying): (u64, u64) = redis::pipe()
+            .llen(self.inner.keys.waiting())
+            .zcard(self.inner.keys.retrying())
+            .query_async(&mut conn)
+            .await?;
+        Ok(Depths { waiting, retrying })
+    }
+
+    /// Moves every retry whose backoff is over back to the waiting list; returns how many moved.
+    /// Safe to run from many instances at once (see `lua/promote.lua`).
+    pub async fn promote_due(&self) -> QueueResult<usize> {
+        const BATCH: isize = 200;
+        let keys = &self.inner.keys;
+        let mut conn = self.conn().await?;
+        let mut promoted = 0;
+        loop {
+            let now = self.now();
+            let due: Vec<String> = conn
+                .zrangebyscore_limit(keys.retrying(), "-inf", now, 0, BATCH)
+                .await?;
+            if due.is_empty() {
+                return Ok(promoted);
+            }
+            let mut invocation = self.inner.scripts.promote.prepare_invoke();
+            invocation.key(keys.retrying()).key(keys.waiting());
+            invocation.arg(now).arg(keys.events());
+            for raw in &due {
+                match raw.parse::<JobId>() {
+                    Ok(id) => invocation.key(keys.job(&id)),
+                    // Not ours to run; the script drops it from the schedule like any stale entry.
+                    Err(_) => invocation.key(format!("{}:invalid", keys.retrying())),
+                };
+                invocation.arg(raw);
+            }
+            let moved: usize = invocation.invoke_async(&mut conn).await?;
+            promoted += moved;
+            if due.len() < BATCH as usize {
+                return Ok(promoted);
+            }
+        }
+    }
+
+    /// Returns the jobs of every worker whose instance's heartbeat has expired to the waiting list
+    /// (failing those that stalled too often), then forgets those workers. One instance reaps at a
+    /// time; if the lock lapses mid-run a second reaper is harmless, as every move is checked.
+    pub async fn reap_dead(&self) -> QueueResult<usize> {
+        let keys = &self.inner.keys;
+        let mut conn = self.conn().await?;
+        let lock_ms = self.inner.settings.reaper_interval_ms.max(1_000);
+        let token = JobId::new().to_string();
+        let locked: Option<String> = redis::cmd("SET")
+            .arg(keys.reaper_lock())
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(lock_ms)
+            .query_async(&mut conn)
+            .await?;
+        if locked.is_none() {
+            return Ok(0);
+        }
+        let workers: Vec<String> = conn.smembers(keys.workers()).await?;
+        let mut recovered = 0;
+        for worker in workers {
+            let heartbeat = keys.heartbeat(instance_of(&worker));
+            if conn.exists(&heartbeat).await? {
+                continue;
+            }
+            let processing = keys.processing(&worker);
+            let ids: Vec<String> = conn.lrange(&processing, 0, -1).await?;
+            for raw in ids {
+                let outcome = self.recover(&mut conn, &worker, &raw, true).await?;
+                if outcome == "alive" {
+                    break;
+                }
+                if outcome == "requeued" || outcome == "failed" {
+                    recovered += 1;
+                    tracing::warn!(job_id = %raw, %worker, %outcome, "recovered a job from a dead instance");
+                }
+            }
+            let _: i64 = self
+                .inner
+                .scripts
+                .forget_worker
+                .key(&heartbeat)
+                .key(&processing)
+                .key(keys.workers())
+                .arg(&worker)
+                .invoke_async(&mut conn)
+                .await?;
+        }
+        Ok(recovered)
+    }
+
+    /// Runs `lua/recover.lua` for one id of one worker's processing list.
+    pub(crate) async fn recover(
+        &self,
+        conn: &mut impl redis::aio::ConnectionLike,
+        worker: &str,
+        raw_id: &str,
+        require_dead: bool,
+    ) -> QueueResult<String> {
+        let keys = &self.inner.keys;
+        // A malformed id cannot name a job; give the script a key that holds nothing so it is
+        // simply dropped from the list.
+        let job_key = match raw_id.parse::<JobId>() {
+            Ok(id) => keys.job(&id),
+            Err(_) => format!("{}:invalid", keys.processing(worker)),
+        };
+        let settings = &self.inner.settings;
+        Ok(self
+            .inner
+            .scripts
+            .recover
+            .key(keys.heartbeat(instance_of(worker)))
+            .key(keys.processing(worker))
+            .key(keys.waiting())
+            .key(job_key)
+            .key(keys.workers())
+            .arg(raw_id)
+            .arg(worker)
+            .arg(self.now())
+            .arg(settings.max_stalls)
+            .arg(settings.failed_retention_secs * 1000)
+            .arg(keys.events())
+            .arg(if require_dead { "1" } else { "0" })
+            .invoke_async(conn)
+            .await?)
+    }
+}
+
+pub(crate) fn parse_state(s: &str) -> QueueResult<JobState> {
+    s.parse().map_err(QueueError::Protocol)
+}

@@ -1,0 +1,19 @@
+-- cancel: stop a job that has not finished. A queued job leaves the waiting list, a retrying one the
+-- schedule; an active one stays with its worker, whose next ack or fail is then refused (fenced).
+-- KEYS[1]: the job hash   KEYS[2]: the waiting list   KEYS[3]: the retry schedule
+-- ARGV[1]: job id   ARGV[2]: now (ms)   ARGV[3]: retention (ms)   ARGV[4]: events channel
+-- Returns: {1, previous state} cancelled; {0, state} not cancellable (finished); {0, 'missing'}
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {0, 'missing'} end
+if state == 'queued' then
+  redis.call('LREM', KEYS[2], 1, ARGV[1])
+elseif state == 'retrying' then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+elseif state ~= 'active' then
+  return {0, state}
+end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[2], 'updated_at', ARGV[2])
+redis.call('HDEL', KEYS[1], 'due_at', 'step')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+publish_event(ARGV[4], KEYS[1], ARGV[1])
+return {1, state}

@@ -1,0 +1,15 @@
+-- hand_back: a stopping worker returns a job it could not finish to the front of the waiting list at
+-- once, rather than leaving it for the reaper. The attempt it started is not counted.
+-- KEYS[1]: the job hash   KEYS[2]: the worker's processing list   KEYS[3]: the waiting list
+-- ARGV[1]: job id   ARGV[2]: owner   ARGV[3]: lease   ARGV[4]: now (ms)   ARGV[5]: events channel
+-- Returns: {1} handed back; {0, state} not owned: nothing changed
+redis.call('LREM', KEYS[2], 1, ARGV[1])
+local status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'queued')
+if status == 'done' then return {1} end
+if status ~= 'held' then return {0, status} end
+redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+redis.call('HSET', KEYS[1], 'state', 'queued', 'progress', 0, 'updated_at', ARGV[4])
+redis.call('HDEL', KEYS[1], 'step')
+redis.call('RPUSH', KEYS[3], ARGV[1])
+publish_event(ARGV[5], KEYS[1], ARGV[1])
+return {1}

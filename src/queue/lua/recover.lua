@@ -1,0 +1,38 @@
+-- recover: return a job from a processing list nobody is working on to the front of the waiting list.
+-- Used by the reaper for workers of dead instances (their heartbeat expired), and by a live worker for
+-- ids in its own list it does not hold (a BLMOVE or activate whose reply was lost).
+-- A job that was active counts a stall; past the limit it fails as a poison pill.
+-- KEYS[1]: the instance's heartbeat   KEYS[2]: the processing list   KEYS[3]: the waiting list
+-- KEYS[4]: the job hash   KEYS[5]: the set of known workers
+-- ARGV[1]: job id   ARGV[2]: the list's worker name   ARGV[3]: now (ms)   ARGV[4]: max stalls
+-- ARGV[5]: failed retention (ms)   ARGV[6]: events channel   ARGV[7]: '1' only if the instance is dead
+-- Returns: 'alive' (heartbeat present: nothing done), 'gone' (not in the list any more),
+--          'requeued', 'failed' (stalled too often), 'dropped' (finished or missing: just removed)
+if ARGV[7] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 'alive' end
+if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 'gone' end
+local result = 'dropped'
+local f = redis.call('HMGET', KEYS[4], 'state', 'owner')
+if f[1] == 'queued' then
+  -- Claimed by BLMOVE but never activated: no attempt was made, nothing to count.
+  redis.call('RPUSH', KEYS[3], ARGV[1])
+  result = 'requeued'
+elseif f[1] == 'active' and f[2] == ARGV[2] then
+  local stalls = redis.call('HINCRBY', KEYS[4], 'stalls', 1)
+  if stalls > tonumber(ARGV[4]) then
+    redis.call('HSET', KEYS[4], 'state', 'failed', 'error_code', 'stalled',
+      'error_detail', 'the worker running this job died ' .. stalls .. ' times; not retrying',
+      'finished_at', ARGV[3], 'updated_at', ARGV[3])
+    redis.call('PEXPIRE', KEYS[4], ARGV[5])
+    result = 'failed'
+  else
+    redis.call('HSET', KEYS[4], 'state', 'queued', 'progress', 0, 'updated_at', ARGV[3])
+    redis.call('HDEL', KEYS[4], 'step')
+    redis.call('RPUSH', KEYS[3], ARGV[1])
+    result = 'requeued'
+  end
+  publish_event(ARGV[6], KEYS[4], ARGV[1])
+end
+if ARGV[7] == '1' and redis.call('LLEN', KEYS[2]) == 0 then
+  redis.call('SREM', KEYS[5], ARGV[2])
+end
+return result

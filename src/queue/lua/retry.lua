@@ -1,0 +1,14 @@
+-- retry: the attempt failed with a transient error and attempts remain; wait out the backoff.
+-- KEYS[1]: the job hash   KEYS[2]: the worker's processing list   KEYS[3]: the retry schedule (zset)
+-- ARGV[1]: job id   ARGV[2]: owner   ARGV[3]: lease   ARGV[4]: now (ms)   ARGV[5]: due time (ms)
+-- ARGV[6]: error code   ARGV[7]: error detail   ARGV[8]: events channel
+-- Returns: {1} scheduled (or already, by this lease); {0, state} not owned: nothing changed
+redis.call('LREM', KEYS[2], 1, ARGV[1])
+local status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'retrying')
+if status == 'done' then return {1} end
+if status ~= 'held' then return {0, status} end
+redis.call('HSET', KEYS[1], 'state', 'retrying', 'due_at', ARGV[5], 'error_code', ARGV[6],
+  'error_detail', ARGV[7], 'updated_at', ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+publish_event(ARGV[8], KEYS[1], ARGV[1])
+return {1}

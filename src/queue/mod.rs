@@ -1,0 +1,32 @@
+//! The job queue, built on Redis lists and nothing else of pixdrop: it knows nothing about images.
+//! A job is a JSON payload; workers run a `Handler` on it. Every state change is one Lua script.
+//!
+//! A job's life: `enqueue` writes its hash and pushes its id on `waiting`. A worker moves the id with
+//! BLMOVE into its own processing list, then `activate` marks it `active`, counts the attempt and
+//! hands out a lease. The worker ends it with `ack` (`completed`), `retry` (`retrying`, due time in
+//! a sorted set the scheduler promotes from) or `fail` (`failed`), each fenced by the lease. Each
+//! instance keeps a heartbeat; the reaper returns the jobs of instances whose heartbeat expired.
+//! Finished records expire after the configured retention. Every transition publishes one event.
+
+mod backoff;
+mod client;
+mod clock;
+mod job;
+mod keys;
+mod maintenance;
+mod pool;
+mod progress;
+mod reconnect;
+mod scripts;
+mod server_check;
+mod worker_conn;
+
+pub use backoff::Backoff;
+pub use client::{CancelOutcome, Depths, Queue, QueueError, QueueResult, ResubmitOutcome};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use job::{ErrorInfo, ErrorKind, InvalidJobId, JobError, JobEvent, JobId, JobRecord, JobState};
+pub use keys::Keys;
+pub use pool::{Handler, WorkerPool};
+pub use progress::Progress;
+pub use server_check::{ServerCheckError, ServerReport};
+pub use worker_conn::{Claim, Claimed, Settled, WorkerConn};

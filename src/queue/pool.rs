@@ -1,0 +1,258 @@
+//! The worker pool: `concurrency` tokio tasks, each with its own blocking Redis connection, running
+//! a `Handler` on the jobs they claim; plus the instance's heartbeat and upkeep. It survives any Redis
+//! error by reconnecting with backoff, and stops gracefully: stop claiming, let running jobs finish
+//! until a deadline, then hand the rest back to the waiting list at once.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::client::Queue;
+use super::job::JobError;
+use super::maintenance;
+use super::progress::Progress;
+use super::reconnect::ReconnectDelay;
+use super::worker_conn::{Claim, Claimed, Settled, WorkerConn};
+use crate::config::WorkerSettings;
+
+/// What the pool runs for each job. The queue knows nothing about what a job means: the handler
+/// gets its JSON payload and returns a JSON result, or an error saying whether to retry.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        job: &Claimed,
+        progress: &Progress,
+    ) -> impl Future<Output = Result<Value, JobError>> + Send;
+}
+
+pub struct WorkerPool<H> {
+    queue: Queue,
+    handler: Arc<H>,
+    settings: WorkerSettings,
+    /// Unique per process start, so a restarted process never mistakes its predecessor's jobs
+    /// for its own.
+    instance: String,
+}
+
+/// How a job's run ended, before it is recorded.
+enum Outcome {
+    Succeeded(Value),
+    Failed(JobError),
+    /// The shutdown deadline passed while it ran.
+    HandBack,
+}
+
+impl<H: Handler> WorkerPool<H> {
+    pub fn new(queue: Queue, handler: H, settings: WorkerSettings) -> Self {
+        let instance = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
+        Self {
+            queue,
+            handler: Arc::new(handler),
+            settings,
+            instance,
+        }
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Runs until `shutdown` resolves, then stops gracefully (see the module doc).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let workers: Vec<String> = (0..self.settings.concurrency.max(1))
+            .map(|slot| format!("{}/{slot}", self.instance))
+            .collect();
+        // `stop`: claim no more jobs. `abort`: the grace period is over, hand running jobs back.
+        // `quiet`: the workers are done; the heartbeat and upkeep may end.
+        let (stop_tx, stop) = watch::channel(false);
+        let (abort_tx, abort) = watch::channel(false);
+        let (quiet_tx, quiet) = watch::channel(false);
+        let beating = tokio::spawn(maintenance::heartbeat(
+            self.queue.clone(),
+            self.instance.clone(),
+            workers.clone(),
+            quiet.clone(),
+        ));
+        let upkeep = tokio::spawn(maintenance::upkeep(self.queue.clone(), stop.clone()));
+
+        let mut tasks = JoinSet::new();
+        for name in &workers {
+            let worker = Worker {
+                queue: self.queue.clone(),
+                handler: self.handler.clone(),
+                settings: self.settings.clone(),
+                name: name.clone(),
+                stop: stop.clone(),
+                abort: abort.clone(),
+            };
+            tasks.spawn(worker.run());
+        }
+        tracing::info!(instance = %self.instance, workers = workers.len(), "worker pool started");
+
+        shutdown.await;
+        tracing::info!(grace = ?self.settings.shutdown_grace(), "stopping: no new jobs; waiting for running ones");
+        let _ = stop_tx.send(true);
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        tokio::pin!(drain);
+        if tokio::time::timeout(self.settings.shutdown_grace(), &mut drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over: handing unfinished jobs back to the queue");
+            let _ = abort_tx.send(true);
+            drain.await;
+        }
+        // A BLMOVE cut short by the stop may still have moved an id into a worker's list.
+        for name in &workers {
+            let swept = async {
+                WorkerConn::open(&self.queue, name)
+                    .await?
+                    .recover_stranded()
+                    .await
+            };
+            if let Err(e) = swept.await {
+                tracing::warn!(worker = %name, error = %e, "could not sweep the processing list; the reaper will");
+            }
+        }
+        if let Err(e) = self.queue.retire(&self.instance, &workers).await {
+            tracing::warn!(error = %e, "could not retire the instance; its heartbeat will expire");
+        }
+        let _ = quiet_tx.send(true);
+        let _ = tokio::join!(beating, upkeep);
+        tracing::info!(instance = %self.instance, "worker pool stopped");
+    }
+}
+
+/// One worker task.
+struct Worker<H> {
+    queue: Queue,
+    handler: Arc<H>,
+    settings: WorkerSettings,
+    name: String,
+    stop: watch::Receiver<bool>,
+    abort: watch::Receiver<bool>,
+}
+
+impl<H: Handler> Worker<H> {
+    async fn run(mut self) {
+        let mut delay = ReconnectDelay::new();
+        'connect: while !*self.stop.borrow() {
+            let mut conn = match self.connect().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(worker = %self.name, error = %e, "redis unavailable; retrying");
+                    if !delay.wait(&mut self.stop).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            delay.reset();
+            loop {
+                let claim = tokio::select! {
+                    biased;
+                    _ = self.stop.wait_for(|s| *s) => return,
+                    claim = conn.claim() => claim,
+                };
+                match claim {
+                    Ok(Claim::Empty) => {}
+                    Ok(Claim::Skipped { id, state }) => {
+                        tracing::debug!(job_id = %id, %state, "skipped a job that is no longer runnable");
+                    }
+                    Ok(Claim::Job(job)) => {
+                        if !self.run_job(&mut conn, job).await {
+                            continue 'connect;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(worker = %self.name, error = %e, "claim failed; reconnecting");
+                        if !delay.wait(&mut self.stop).await {
+                            return;
+                        }
+                        continue 'connect;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A fresh connection, with anything stranded in this worker's list put back first.
+    async fn connect(&self) -> super::client::QueueResult<WorkerConn> {
+        let mut conn = WorkerConn::open(&self.queue, &self.name).await?;
+        conn.recover_stranded().await?;
+        Ok(conn)
+    }
+
+    /// Runs one job and records how it ended. Returns `false` when the connection had to be
+    /// replaced, so the caller reconnects (and sweeps) before claiming again.
+    #[tracing::instrument(skip_all, fields(job_id = %job.id, attempt = job.attempt))]
+    async fn run_job(&mut self, conn: &mut WorkerConn, job: Claimed) -> bool {
+        let progress = conn.progress_reporter(&job);
+        let timeout = self.settings.job_timeout();
+        let run = AssertUnwindSafe(self.handler.handle(&job, &progress)).catch_unwind();
+        let outcome = tokio::select! {
+            ran = tokio::time::timeout(timeout, run) => match ran {
+                Ok(Ok(Ok(result))) => Outcome::Succeeded(result),
+                Ok(Ok(Err(error))) => Outcome::Failed(error),
+                Ok(Err(_panic)) => Outcome::Failed(JobError::transient(
+                    "handler-panicked",
+                    "processing crashed unexpectedly",
+                )),
+                Err(_) => Outcome::Failed(JobError::transient(
+                    "timeout",
+                    format!("processing took longer than {} s", timeout.as_secs()),
+                )),
+            },
+            _ = self.abort.wait_for(|a| *a) => Outcome::HandBack,
+        };
+        self.settle(conn, &job, &outcome).await
+    }
+
+    /// Records the outcome, retrying through Redis errors until it is recorded or the shutdown
+    /// deadline passes (then the job stays in our list for the sweep or the reaper).
+    async fn settle(&mut self, conn: &mut WorkerConn, job: &Claimed, outcome: &Outcome) -> bool {
+        let mut delay = ReconnectDelay::new();
+        let mut fresh = true;
+        loop {
+            let recorded = match outcome {
+                Outcome::Succeeded(result) => conn.ack(job, result).await,
+                Outcome::Failed(error) => conn.fail(job, error).await,
+                Outcome::HandBack => conn.hand_back(job).await,
+            };
+            match recorded {
+                Ok(Settled::Done) => {
+                    match outcome {
+                        Outcome::Succeeded(_) => tracing::debug!("job completed"),
+                        Outcome::Failed(e) => {
+                            tracing::info!(code = %e.code, detail = %e.detail, "job failed")
+                        }
+                        Outcome::HandBack => tracing::info!("job handed back"),
+                    }
+                    return fresh;
+                }
+                Ok(Settled::LeaseLost { state }) => {
+                    tracing::warn!(%state, "lease lost: the job was cancelled or recovered elsewhere; result discarded");
+                    return fresh;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not record the job's outcome; retrying");
+                    if !delay.wait(&mut self.abort).await {
+                        return false;
+                    }
+                    match WorkerConn::open(&self.queue, &self.name).await {
+                        Ok(new) => {
+                            *conn = new;
+                            fresh = false;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "reconnect failed"),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! The Lua scripts, one per state transition (`lua/*.lua`, each opening with its KEYS/ARGV
+//! contract), loaded once with the shared prelude prepended. `redis::Script` runs them by SHA and
+//! re-sends the body when a restarted Redis answers NOSCRIPT.
+
+use redis::Script;
+
+const PRELUDE: &str = include_str!("lua/prelude.lua");
+
+fn load(body: &str) -> Script {
+    Script::new(&format!("{PRELUDE}\n{body}"))
+}
+
+pub(crate) struct Scripts {
+    pub enqueue: Script,
+    pub activate: Script,
+    pub progress: Script,
+    pub ack: Script,
+    pub retry: Script,
+    pub fail: Script,
+    pub hand_back: Script,
+    pub cancel: Script,
+    pub resubmit: Script,
+    pub promote: Script,
+    pub recover: Script,
+    pub forget_worker: Script,
+}
+
+impl Scripts {
+    pub fn load() -> Self {
+        Self {
+            enqueue: load(include_str!("lua/enqueue.lua")),
+            activate: load(include_str!("lua/activate.lua")),
+            progress: load(include_str!("lua/progress.lua")),
+            ack: load(include_str!("lua/ack.lua")),
+            retry: load(include_str!("lua/retry.lua")),
+            fail: load(include_str!("lua/fail.lua")),
+            hand_back: load(include_str!("lua/hand_back.lua")),
+            cancel: load(include_str!("lua/cancel.lua")),
+            resubmit: load(include_str!("lua/resubmit.lua")),
+            promote: load(include_str!("lua/promote.lua")),
+            recover: load(include_str!("lua/recover.lua")),
+            forget_worker: load(include_str!("lua/forget_worker.lua")),
+        }
+    }
+}

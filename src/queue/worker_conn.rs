@@ -1,0 +1,276 @@
+//! `WorkerConn`: one worker's own Redis connection and the steps of a job's life it takes on it —
+//! claim (BLMOVE into its processing list), activate, progress, ack, retry, fail, hand back, and
+//! recovering ids in its own list it does not hold. The pool loops over these steps; tests drive
+//! them one at a time to reach every transition.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+use serde_json::Value;
+
+use super::client::{Queue, QueueError, QueueResult};
+use super::job::{JobError, JobId};
+
+/// A worker's connection. Its BLMOVE blocks the connection, so it is never shared with other workers.
+pub struct WorkerConn {
+    queue: Queue,
+    conn: MultiplexedConnection,
+    /// `{instance}/{slot}`: owner of the processing list and of the jobs it activates.
+    name: String,
+    processing: String,
+}
+
+/// A job this worker holds: what the handler needs, and the lease that fences every later call.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: JobId,
+    /// This run's number, from 1.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub payload: Value,
+    lease: String,
+}
+
+impl Claimed {
+    /// The fencing token handed out at activation.
+    pub(crate) fn lease(&self) -> &str {
+        &self.lease
+    }
+}
+
+/// The answer to a claim.
+#[derive(Debug)]
+pub enum Claim {
+    /// Nothing arrived within the block time.
+    Empty,
+    /// A job is ours to run.
+    Job(Claimed),
+    /// An id arrived but its job is not runnable (cancelled meanwhile, or expired): it was dropped.
+    Skipped { id: String, state: String },
+}
+
+/// The answer to ack, retry, fail and hand back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    Done,
+    /// The lease was lost (the job was cancelled, or reaped while this worker was cut off, and may
+    /// be running elsewhere): the record was not changed. Carries the job's current state.
+    LeaseLost {
+        state: String,
+    },
+}
+
+impl WorkerConn {
+    /// Opens the worker's connection. Its response timeout outlasts the BLMOVE block time, so a
+    /// quiet queue is not mistaken for a dead server, while a dead server is still noticed.
+    pub async fn open(queue: &Queue, name: &str) -> QueueResult<Self> {
+        let block = queue.settings().claim_block_secs.max(0.1);
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs_f64(block + 10.0)));
+        let conn = queue
+            .redis_client()
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        Ok(Self {
+            queue: queue.clone(),
+            conn,
+            name: name.to_owned(),
+            processing: queue.keys().processing(name),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Waits up to the block time for a job, moves it into this worker's processing list
+    /// (BLMOVE, so it is never in no list at all), then activates it.
+    pub async fn claim(&mut self) -> QueueResult<Claim> {
+        let block = self.queue.settings().claim_block_secs.max(0.1);
+        let waiting = self.queue.keys().waiting().to_owned();
+        let id: Option<String> = self
+            .conn
+            .blmove(
+                &waiting,
+                &self.processing,
+                redis::Direction::Right,
+                redis::Direction::Left,
+                block,
+            )
+            .await?;
+        match id {
+            None => Ok(Claim::Empty),
+            Some(raw) => self.activate(&raw).await,
+        }
+    }
+
+    /// Marks a just-claimed id active (see `lua/activate.lua`).
+    pub async fn activate(&mut self, raw_id: &str) -> QueueResult<Claim> {
+        let Ok(id) = raw_id.parse::<JobId>() else {
+            // Not a job of ours: let recovery drop it like any stranded id.
+            self.queue
+                .recover(&mut self.conn, &self.name, raw_id, false)
+                .await?;
+            return Ok(Claim::Skipped {
+                id: raw_id.to_owned(),
+                state: "invalid".into(),
+            });
+        };
+        let keys = self.queue.keys();
+        let answer: Vec<String> = self
+            .queue
+            .inner
+            .scripts
+            .activate
+            .key(keys.job(&id))
+            .key(&self.processing)
+            .arg(raw_id)
+            .arg(&self.name)
+            .arg(self.queue.now())
+            .arg(keys.events())
+            .invoke_async(&mut self.conn)
+            .await?;
+        let protocol = || QueueError::Protocol(format!("activate answered {answer:?}"));
+        match answer.as_slice() {
+            [status, lease, attempt, max_attempts, payload] if status == "active" => {
+                Ok(Claim::Job(Claimed {
+                    id,
+                    lease: lease.clone(),
+                    attempt: attempt.parse().map_err(|_| protocol())?,
+                    max_attempts: max_attempts.parse().map_err(|_| protocol())?,
+                    payload: serde_json::from_str(payload).unwrap_or(Value::Null),
+                }))
+            }
+            [status, state] if status == "skip" => Ok(Claim::Skipped {
+                id: raw_id.to_owned(),
+                state: state.clone(),
+            }),
+            _ => Err(protocol()),
+        }
+    }
+
+    /// Records progress; `false` when the lease is lost (cancelled or reaped): stop working.
+    pub async fn progress(&mut self, job: &Claimed, percent: u8, step: &str) -> QueueResult<bool> {
+        self.progress_reporter(job).report(percent, step).await
+    }
+
+    pub(crate) fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    pub(crate) fn connection(&self) -> &MultiplexedConnection {
+        &self.conn
+    }
+
+    /// The job succeeded with `result`.
+    pub async fn ack(&mut self, job: &Claimed, result: &Value) -> QueueResult<Settled> {
+        let retention = self.queue.settings().completed_retention_secs * 1000;
+        let mut invocation = self.queue.inner.scripts.ack.prepare_invoke();
+        invocation
+            .key(self.queue.keys().job(&job.id))
+            .key(&self.processing)
+            .arg(job.id.to_string())
+            .arg(&self.name)
+            .arg(&job.lease)
+            .arg(self.queue.now())
+            .arg(result.to_string())
+            .arg(retention)
+            .arg(self.queue.keys().events());
+        settled(invocation.invoke_async(&mut self.conn).await?)
+    }
+
+    /// The attempt failed: retry after a backoff when the error is transient and attempts remain,
+    /// otherwise fail the job for good.
+    pub async fn fail(&mut self, job: &Claimed, error: &JobError) -> QueueResult<Settled> {
+        let keys = self.queue.keys();
+        let now = self.queue.now();
+        let retryable = error.kind == super::job::ErrorKind::Transient;
+        if retryable && job.attempt < job.max_attempts {
+            let delay = self
+                .queue
+                .inner
+                .backoff
+                .delay_ms(job.attempt, &mut rand::rng());
+            let mut invocation = self.queue.inner.scripts.retry.prepare_invoke();
+            invocation
+                .key(keys.job(&job.id))
+                .key(&self.processing)
+                .key(keys.retrying())
+                .arg(job.id.to_string())
+                .arg(&self.name)
+                .arg(&job.lease)
+                .arg(now)
+                .arg(now + delay)
+                .arg(&error.code)
+                .arg(&error.detail)
+                .arg(keys.events());
+            return settled(invocation.invoke_async(&mut self.conn).await?);
+        }
+        let detail = if retryable {
+            format!("{} (gave up after {} attempts)", error.detail, job.attempt)
+        } else {
+            error.detail.clone()
+        };
+        let mut invocation = self.queue.inner.scripts.fail.prepare_invoke();
+        invocation
+            .key(keys.job(&job.id))
+            .key(&self.processing)
+            .arg(job.id.to_string())
+            .arg(&self.name)
+            .arg(&job.lease)
+            .arg(now)
+            .arg(&error.code)
+            .arg(detail)
+            .arg(self.queue.settings().failed_retention_secs * 1000)
+            .arg(keys.events());
+        settled(invocation.invoke_async(&mut self.conn).await?)
+    }
+
+    /// Returns an unfinished job to the front of the waiting list (graceful shutdown).
+    pub async fn hand_back(&mut self, job: &Claimed) -> QueueResult<Settled> {
+        let keys = self.queue.keys();
+        let mut invocation = self.queue.inner.scripts.hand_back.prepare_invoke();
+        invocation
+            .key(keys.job(&job.id))
+            .key(&self.processing)
+            .key(keys.waiting())
+            .arg(job.id.to_string())
+            .arg(&self.name)
+            .arg(&job.lease)
+            .arg(self.queue.now())
+            .arg(keys.events());
+        settled(invocation.invoke_async(&mut self.conn).await?)
+    }
+
+    /// Returns every id in this worker's processing list to the queue. Call it only while the
+    /// worker holds no job: after (re)connecting, an id there is one whose BLMOVE or activate
+    /// reply was lost, and nobody else would ever pick it up while this instance lives.
+    pub async fn recover_stranded(&mut self) -> QueueResult<usize> {
+        let ids: Vec<String> = self.conn.lrange(&self.processing, 0, -1).await?;
+        let mut recovered = 0;
+        for raw in &ids {
+            let outcome = self
+                .queue
+                .recover(&mut self.conn, &self.name, raw, false)
+                .await?;
+            if outcome == "requeued" || outcome == "failed" {
+                tracing::warn!(job_id = %raw, worker = %self.name, %outcome, "recovered a stranded job");
+                recovered += 1;
+            }
+        }
+        Ok(recovered)
+    }
+}
+
+/// Decodes `{1}` or `{0, state}`, the answer of every fenced transition.
+fn settled(answer: Vec<String>) -> QueueResult<Settled> {
+    match answer.as_slice() {
+        [done] if done == "1" => Ok(Settled::Done),
+        [_, state] => Ok(Settled::LeaseLost {
+            state: state.clone(),
+        }),
+        other => Err(QueueError::Protocol(format!("unexpected answer {other:?}"))),
+    }
+}

@@ -1,0 +1,195 @@
+//! A `redis-server` child process that pixdrop starts and owns: the embedded default when no
+//! `redis.url` is configured, and every test's private Redis. It listens on loopback only, keeps its
+//! data and append-only file in a directory we choose, and can be stopped, killed and started again
+//! on the same port and data, which is how tests inject Redis faults.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How a server is started.
+#[derive(Debug, Clone)]
+pub struct RedisServerOptions {
+    /// The binary, looked up on PATH when it has no slash.
+    pub binary: String,
+    /// Holds the AOF, the RDB snapshot and the log.
+    pub dir: PathBuf,
+    /// `always` trades throughput for not losing the last second on a machine crash.
+    pub appendfsync: &'static str,
+}
+
+/// A running (or stopped) child `redis-server`. Dropping it stops the server.
+pub struct RedisServer {
+    options: RedisServerOptions,
+    port: u16,
+    /// `None` while stopped; the process is ours to signal and reap.
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free loopback port and waits until it answers PING.
+    pub fn start(options: RedisServerOptions) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&options.dir)
+            .with_context(|| format!("failed to create {}", options.dir.display()))?;
+        // Another process may grab the port between our probe and redis's bind: try a few.
+        let mut last_error = None;
+        for _ in 0..5 {
+            let port = free_port()?;
+            let mut server = Self {
+                options: options.clone(),
+                port,
+                child: None,
+            };
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("redis-server did not start")))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.options.dir
+    }
+
+    /// Stops the server gracefully (SIGTERM: it flushes the AOF) and waits for it to exit.
+    pub fn stop(&mut self) {
+        self.signal_and_reap(libc::SIGTERM);
+    }
+
+    /// Kills the server without warning, as a crash or an OOM killer would.
+    pub fn kill(&mut self) {
+        self.signal_and_reap(libc::SIGKILL);
+    }
+
+    /// Starts the server again on the same port and data directory; the AOF brings the data back.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        self.spawn()
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let mut command = Command::new(&self.options.binary);
+        command
+            .current_dir(&self.options.dir)
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
+            .args(["--dir", "."])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                self.options.appendfsync,
+            ])
+            .args(["--save", "", "--maxmemory-policy", "noeviction"])
+            .args(["--logfile", "redis.log", "--daemonize", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // If pixdrop dies without running destructors (kill -9), the kernel stops the server too,
+        // so no orphan keeps writing to the data directory a restarted pixdrop will use.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().with_context(|| {
+            format!(
+                "could not start `{}`: install Redis (e.g. `apt-get install redis-server`) or set redis.url",
+                self.options.binary
+            )
+        })?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if ping(self.port) {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if let Some(status) = child.try_wait()? {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    let _ = pipe.read_to_string(&mut stderr);
+                }
+                let log =
+                    std::fs::read_to_string(self.options.dir.join("redis.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(3).collect();
+                bail!(
+                    "redis-server exited ({status}) on port {}: {} {}",
+                    self.port,
+                    stderr.trim(),
+                    tail.join(" | ")
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "redis-server did not answer PING within 10 s on port {}",
+                    self.port
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal_and_reap(&mut self, signal: libc::c_int) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let Ok(pid) = libc::pid_t::try_from(child.id()) else {
+            return;
+        };
+        // Safe: the pid is our own un-reaped child, so it cannot have been recycled.
+        unsafe { libc::kill(pid, signal) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port the OS says is free right now.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// True when a Redis answers PING on the port (and is done loading its AOF).
+fn ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 7];
+    matches!(stream.read(&mut reply), Ok(n) if reply[..n].starts_with(b"+PONG"))
+}

@@ -1,0 +1,12 @@
+//! Integration tests of the queue, each against a real `redis-server` of its own.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod crash;
+mod load;
+mod recovery;
+mod redis_restart;
+mod retries;
+mod shutdown;
+mod transitions;
