@@ -87,7 +87,7 @@ async fn two_thousand_jobs_through_eight_workers_in_two_instances_each_complete_
             .or_insert(0) += 1;
     }
     assert_eq!(by.len(), 2, "both instances worked: {by:?}");
-    let runs = runs.lock().unwrap();
+    let runs = runs.lock().unwrap().clone();
     assert_eq!(runs.len(), JOBS);
     assert!(
         runs.values().all(|&n| n == 1),
