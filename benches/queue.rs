@@ -1,1 +1,121 @@
-fn main() {}
+//! No-op jobs per second through the queue, end to end: enqueue (in batches of 500, as BullMQ's
+//! `addBulk` bench does), claim with BLMOVE, activate, ack. The enqueue runs while the workers drain,
+//! so its cost is inside the measurement. Concurrency 1, 8 and 64 worker tasks in one pool.
+//!
+//! Redis: `PIXDROP_BENCH_REDIS_URL` if set (so `benches/compare-bullmq.sh` can measure BullMQ on the
+//! same server in the same run), else a private `redis-server` with the embedded default's settings
+//! (AOF on, fsync every second).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
+use pixdrop::config::{QueueSettings, RedisSettings, WorkerSettings};
+use pixdrop::queue::{Claimed, Handler, JobError, Progress, Queue, WorkerPool};
+use pixdrop::redis_server::{RedisServer, RedisServerOptions};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+const JOBS: usize = 5_000;
+const BATCH: usize = 500;
+
+/// Does nothing but count, waking the bench when the count moves.
+struct Noop {
+    done: Arc<AtomicUsize>,
+    moved: Arc<Notify>,
+}
+
+impl Handler for Noop {
+    async fn handle(&self, _job: &Claimed, _progress: &Progress) -> Result<Value, JobError> {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        self.moved.notify_one();
+        Ok(Value::Null)
+    }
+}
+
+fn queue_throughput(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (url, _server) = match std::env::var("PIXDROP_BENCH_REDIS_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let server = RedisServer::start(RedisServerOptions {
+                binary: "redis-server".into(),
+                dir: dir.path().to_path_buf(),
+                appendfsync: "everysec",
+            })
+            .expect("the bench needs redis-server on PATH");
+            (server.url(), Some(server))
+        }
+    };
+    let redis = RedisSettings {
+        key_prefix: format!("bench-{}", std::process::id()),
+        pool_size: 8,
+        ..RedisSettings::default()
+    };
+    let settings = QueueSettings {
+        // Short-lived records: the bench must not fill the server.
+        completed_retention_secs: 60,
+        ..QueueSettings::default()
+    };
+    let queue = Queue::connect(&url, &redis, &settings).expect("queue");
+    let payloads: Vec<Value> = (0..BATCH).map(|i| json!({"i": i})).collect();
+
+    let mut group = c.benchmark_group("queue_noop");
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(15))
+        .throughput(Throughput::Elements(JOBS as u64));
+    for concurrency in [1, 8, 64] {
+        let done = Arc::new(AtomicUsize::new(0));
+        let moved = Arc::new(Notify::new());
+        let handler = Noop {
+            done: done.clone(),
+            moved: moved.clone(),
+        };
+        let workers = WorkerSettings {
+            concurrency,
+            ..WorkerSettings::default()
+        };
+        let pool = WorkerPool::new(queue.clone(), handler, workers);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let running = runtime.spawn(pool.run(async {
+            let _ = stop_rx.await;
+        }));
+        group.bench_function(BenchmarkId::from_parameter(concurrency), |b| {
+            b.to_async(&runtime).iter_custom(|iters| {
+                let (queue, done, moved, payloads) =
+                    (queue.clone(), done.clone(), moved.clone(), payloads.clone());
+                async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let target = done.load(Ordering::Relaxed) + JOBS;
+                        for _ in 0..JOBS / BATCH {
+                            queue.enqueue_batch(&payloads).await.expect("enqueue");
+                        }
+                        while done.load(Ordering::Relaxed) < target {
+                            let _ =
+                                tokio::time::timeout(Duration::from_millis(5), moved.notified())
+                                    .await;
+                        }
+                    }
+                    start.elapsed()
+                }
+            });
+        });
+        let _ = stop_tx.send(());
+        runtime.block_on(running).expect("pool stops");
+    }
+    group.finish();
+}
+
+criterion_group!(benches, queue_throughput);
+criterion_main!(benches);

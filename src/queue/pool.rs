@@ -153,22 +153,26 @@ impl<H: Handler> Worker<H> {
                 }
             };
             delay.reset();
+            // The id the last ack claimed for us, to activate without a BLMOVE.
+            let mut next: Option<String> = None;
             loop {
-                let claim = tokio::select! {
-                    biased;
-                    _ = self.stop.wait_for(|s| *s) => return,
-                    claim = conn.claim() => claim,
+                let claim = match next.take() {
+                    Some(raw) => conn.activate(&raw).await,
+                    None => tokio::select! {
+                        biased;
+                        _ = self.stop.wait_for(|s| *s) => return,
+                        claim = conn.claim() => claim,
+                    },
                 };
                 match claim {
                     Ok(Claim::Empty) => {}
                     Ok(Claim::Skipped { id, state }) => {
                         tracing::debug!(job_id = %id, %state, "skipped a job that is no longer runnable");
                     }
-                    Ok(Claim::Job(job)) => {
-                        if !self.run_job(&mut conn, job).await {
-                            continue 'connect;
-                        }
-                    }
+                    Ok(Claim::Job(job)) => match self.run_job(&mut conn, job).await {
+                        Some(claimed) => next = claimed,
+                        None => continue 'connect,
+                    },
                     Err(e) => {
                         tracing::warn!(worker = %self.name, error = %e, "claim failed; reconnecting");
                         if !delay.wait(&mut self.stop).await {
@@ -188,10 +192,10 @@ impl<H: Handler> Worker<H> {
         Ok(conn)
     }
 
-    /// Runs one job and records how it ended. Returns `false` when the connection had to be
-    /// replaced, so the caller reconnects (and sweeps) before claiming again.
+    /// Runs one job and records how it ended. Returns the next id the ack claimed (if any), or
+    /// `None` when the connection had to be replaced, so the caller reconnects (and sweeps).
     #[tracing::instrument(skip_all, fields(job_id = %job.id, attempt = job.attempt))]
-    async fn run_job(&mut self, conn: &mut WorkerConn, job: Claimed) -> bool {
+    async fn run_job(&mut self, conn: &mut WorkerConn, job: Claimed) -> Option<Option<String>> {
         let progress = conn.progress_reporter(&job);
         let timeout = self.settings.job_timeout();
         let run = AssertUnwindSafe(self.handler.handle(&job, &progress)).catch_unwind();
@@ -214,16 +218,32 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Records the outcome, retrying through Redis errors until it is recorded or the shutdown
-    /// deadline passes (then the job stays in our list for the sweep or the reaper).
-    async fn settle(&mut self, conn: &mut WorkerConn, job: &Claimed, outcome: &Outcome) -> bool {
+    /// deadline passes (then the job stays in our list for the sweep or the reaper). Returns what
+    /// `run_job` does.
+    async fn settle(
+        &mut self,
+        conn: &mut WorkerConn,
+        job: &Claimed,
+        outcome: &Outcome,
+    ) -> Option<Option<String>> {
         let mut delay = ReconnectDelay::new();
         let mut fresh = true;
         loop {
+            let claim_next = fresh && !*self.stop.borrow();
+            let mut next = None;
             let recorded = match outcome {
+                Outcome::Succeeded(result) if claim_next => conn
+                    .ack_and_claim_next(job, result)
+                    .await
+                    .map(|(settled, id)| {
+                        next = id;
+                        settled
+                    }),
                 Outcome::Succeeded(result) => conn.ack(job, result).await,
                 Outcome::Failed(error) => conn.fail(job, error).await,
                 Outcome::HandBack => conn.hand_back(job).await,
             };
+            let answer = fresh.then_some(next);
             match recorded {
                 Ok(Settled::Done) => {
                     match outcome {
@@ -233,16 +253,16 @@ impl<H: Handler> Worker<H> {
                         }
                         Outcome::HandBack => tracing::info!("job handed back"),
                     }
-                    return fresh;
+                    return answer;
                 }
                 Ok(Settled::LeaseLost { state }) => {
                     tracing::warn!(%state, "lease lost: the job was cancelled or recovered elsewhere; result discarded");
-                    return fresh;
+                    return answer;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not record the job's outcome; retrying");
                     if !delay.wait(&mut self.abort).await {
-                        return false;
+                        return None;
                     }
                     match WorkerConn::open(&self.queue, &self.name).await {
                         Ok(new) => {

@@ -283,3 +283,40 @@ async fn every_key_shares_one_hash_tag() {
     assert!(keys.len() >= 4, "{keys:?}");
     assert!(keys.iter().all(|k| k.starts_with("{pixdrop}:")), "{keys:?}");
 }
+
+#[tokio::test]
+async fn an_ack_can_claim_the_next_waiting_job_in_the_same_step() {
+    // A busy worker's ack moves the next id into its own list; activating it runs it as usual.
+    let redis = TestRedis::start();
+    let queue = redis.queue();
+    let first = queue.enqueue(&json!({})).await.unwrap();
+    let second = queue.enqueue(&json!({})).await.unwrap();
+    let (mut conn, job) = claim(&queue, "i/0").await;
+    assert_eq!(job.id, first);
+    let (settled, next) = conn.ack_and_claim_next(&job, &json!(1)).await.unwrap();
+    assert_eq!(
+        (settled, next.clone()),
+        (Settled::Done, Some(second.to_string()))
+    );
+    let processing: Vec<String> = redis
+        .conn()
+        .await
+        .lrange(queue.keys().processing("i/0"), 0, -1)
+        .await
+        .unwrap();
+    assert_eq!(
+        processing,
+        [second.to_string()],
+        "claimed: in the worker's list, not waiting"
+    );
+    match conn.activate(&next.unwrap()).await.unwrap() {
+        Claim::Job(job) => assert_eq!((job.id, job.attempt), (second, 1)),
+        other => panic!("expected the second job, got {other:?}"),
+    }
+    let (settled, next) = conn.ack_and_claim_next(&job, &json!(1)).await.unwrap();
+    assert_eq!(
+        (settled, next),
+        (Settled::Done, None),
+        "a repeated ack; nothing left to claim"
+    );
+}

@@ -1,16 +1,30 @@
--- ack: the job finished; record its result and schedule the record's expiry.
--- KEYS[1]: the job hash   KEYS[2]: the worker's processing list
+-- ack: the job finished; record its result, schedule the record's expiry, and (when the worker
+-- asks) move the next waiting id into the worker's processing list, so a busy worker claims its
+-- next job in the same round trip instead of a separate BLMOVE.
+-- KEYS[1]: the job hash   KEYS[2]: the worker's processing list   KEYS[3]: the waiting list
 -- ARGV[1]: job id   ARGV[2]: owner   ARGV[3]: lease   ARGV[4]: now (ms)   ARGV[5]: result (JSON)
--- ARGV[6]: retention (ms)   ARGV[7]: events channel
--- Returns: {1} completed (or already completed by this very lease);
---          {0, state} not owned: the lease was lost, the record is unchanged
+-- ARGV[6]: retention (ms)   ARGV[7]: events channel   ARGV[8]: '1' to claim the next id
+-- Returns: {1, next id or ''} completed (or already completed by this very lease);
+--          {0, state, next id or ''} not owned: the lease was lost, the record is unchanged
 redis.call('LREM', KEYS[2], 1, ARGV[1])
-local status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'completed')
-if status == 'done' then return {1} end
-if status ~= 'held' then return {0, status} end
-redis.call('HSET', KEYS[1], 'state', 'completed', 'result', ARGV[5], 'progress', 100,
-  'finished_at', ARGV[4], 'updated_at', ARGV[4])
-redis.call('HDEL', KEYS[1], 'error_code', 'error_detail', 'step')
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-publish_event(ARGV[7], KEYS[1], ARGV[1])
-return {1}
+local job, status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'completed')
+local answer
+if status == 'held' then
+  redis.call('HSET', KEYS[1], 'state', 'completed', 'result', ARGV[5], 'progress', 100,
+    'finished_at', ARGV[4], 'updated_at', ARGV[4])
+  redis.call('HDEL', KEYS[1], 'error_code', 'error_detail', 'step')
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  job.state, job.progress, job.step, job.error_code = 'completed', 100, nil, nil
+  publish_event(ARGV[7], ARGV[1], job, ARGV[4], ARGV[5])
+  answer = {1}
+elseif status == 'done' then
+  answer = {1}
+else
+  answer = {0, status}
+end
+local next_id = ''
+if ARGV[8] == '1' then
+  next_id = redis.call('LMOVE', KEYS[3], KEYS[2], 'RIGHT', 'LEFT') or ''
+end
+if answer[1] == 1 then answer[2] = next_id else answer[3] = next_id end
+return answer

@@ -1,23 +1,27 @@
--- activate: a worker just moved the id into its processing list with BLMOVE; mark the job active,
--- count the attempt and hand out a new lease (the fencing token for every later call).
+-- activate: a worker just moved the id into its processing list; mark the job active, count the
+-- attempt and hand out a new lease (the fencing token for every later call).
 -- KEYS[1]: the job hash   KEYS[2]: the worker's processing list
 -- ARGV[1]: job id   ARGV[2]: worker name (owner)   ARGV[3]: now (ms)   ARGV[4]: events channel
 -- Returns: {'active', lease, attempts, max_attempts, payload}
 --          {'skip', state} the job is not runnable (cancelled meanwhile, or its record expired):
 --          the id is dropped from the processing list
-local f = redis.call('HMGET', KEYS[1], 'state', 'owner', 'lease', 'attempts', 'max_attempts', 'payload')
-if f[1] == 'active' and f[2] == ARGV[2] then
+local job = read_job(KEYS[1])
+if job.state == 'active' and job.owner == ARGV[2] then
   -- A repeat of our own activation whose reply was lost: same lease, nothing counted twice.
-  return {'active', f[3], f[4], f[5], f[6]}
+  return {'active', job.lease, job.attempts, job.max_attempts, redis.call('HGET', KEYS[1], 'payload')}
 end
-if f[1] ~= 'queued' then
+if job.state ~= 'queued' then
   redis.call('LREM', KEYS[2], 1, ARGV[1])
-  return {'skip', f[1] or 'missing'}
+  return {'skip', job.state or 'missing'}
 end
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-local lease = redis.call('HINCRBY', KEYS[1], 'lease', 1)
-redis.call('HSET', KEYS[1], 'state', 'active', 'owner', ARGV[2], 'started_at', ARGV[3],
-  'updated_at', ARGV[3], 'progress', 0)
+job.state = 'active'
+job.attempts = tonumber(job.attempts) + 1
+job.lease = tostring(tonumber(job.lease) + 1)
+job.progress = 0
+job.step = nil
+redis.call('HSET', KEYS[1], 'state', 'active', 'attempts', job.attempts, 'lease', job.lease,
+  'owner', ARGV[2], 'started_at', ARGV[3], 'updated_at', ARGV[3], 'progress', 0)
 redis.call('HDEL', KEYS[1], 'step', 'due_at')
-publish_event(ARGV[4], KEYS[1], ARGV[1])
-return {'active', tostring(lease), tostring(attempts), f[5], f[6]}
+publish_event(ARGV[4], ARGV[1], job, ARGV[3])
+return {'active', job.lease, tostring(job.attempts), job.max_attempts,
+  redis.call('HGET', KEYS[1], 'payload')}

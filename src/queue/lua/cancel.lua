@@ -15,5 +15,5 @@ end
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[2], 'updated_at', ARGV[2])
 redis.call('HDEL', KEYS[1], 'due_at', 'step')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-publish_event(ARGV[4], KEYS[1], ARGV[1])
+publish_current(ARGV[4], KEYS[1], ARGV[1], ARGV[2])
 return {1, state}

@@ -4,11 +4,12 @@
 -- ARGV[6]: error detail   ARGV[7]: retention (ms)   ARGV[8]: events channel
 -- Returns: {1} failed (or already, by this lease); {0, state} not owned: nothing changed
 redis.call('LREM', KEYS[2], 1, ARGV[1])
-local status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'failed')
+local job, status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'failed')
 if status == 'done' then return {1} end
 if status ~= 'held' then return {0, status} end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error_code', ARGV[5], 'error_detail', ARGV[6],
   'finished_at', ARGV[4], 'updated_at', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
-publish_event(ARGV[8], KEYS[1], ARGV[1])
+job.state, job.error_code, job.error_detail = 'failed', ARGV[5], ARGV[6]
+publish_event(ARGV[8], ARGV[1], job, ARGV[4])
 return {1}

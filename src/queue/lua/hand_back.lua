@@ -4,12 +4,13 @@
 -- ARGV[1]: job id   ARGV[2]: owner   ARGV[3]: lease   ARGV[4]: now (ms)   ARGV[5]: events channel
 -- Returns: {1} handed back; {0, state} not owned: nothing changed
 redis.call('LREM', KEYS[2], 1, ARGV[1])
-local status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'queued')
+local job, status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'queued')
 if status == 'done' then return {1} end
 if status ~= 'held' then return {0, status} end
-redis.call('HINCRBY', KEYS[1], 'attempts', -1)
-redis.call('HSET', KEYS[1], 'state', 'queued', 'progress', 0, 'updated_at', ARGV[4])
+job.state, job.attempts, job.progress, job.step = 'queued', tonumber(job.attempts) - 1, 0, nil
+redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', job.attempts, 'progress', 0,
+  'updated_at', ARGV[4])
 redis.call('HDEL', KEYS[1], 'step')
 redis.call('RPUSH', KEYS[3], ARGV[1])
-publish_event(ARGV[5], KEYS[1], ARGV[1])
+publish_event(ARGV[5], ARGV[1], job, ARGV[4])
 return {1}

@@ -1,36 +1,59 @@
 -- Prepended to every script (see scripts.rs): helpers shared by all transitions.
 
--- Publishes the job's current state as one JSON event on `channel`. The event has the fields a client
--- needs to show the job, named as the job status is: id, state, attempts, max_attempts, progress, step,
--- error ({code, detail} or null), result (on completion), due_at (while retrying), updated_at.
-local function publish_event(channel, job_key, id)
-  local f = redis.call('HMGET', job_key, 'state', 'attempts', 'max_attempts', 'progress', 'step',
-    'error_code', 'error_detail', 'result', 'due_at', 'updated_at')
-  local event = {
-    id = id,
-    state = f[1],
-    attempts = tonumber(f[2]) or 0,
-    max_attempts = tonumber(f[3]) or 0,
-    progress = tonumber(f[4]) or 0,
-    step = f[5] or cjson.null,
-    error = cjson.null,
-    updated_at = tonumber(f[10]) or 0,
-  }
-  if f[6] then event.error = { code = f[6], detail = f[7] or '' } end
-  if f[8] and f[1] == 'completed' then event.result = cjson.decode(f[8]) end
-  if f[9] and f[1] == 'retrying' then event.due_at = tonumber(f[9]) end
-  redis.call('PUBLISH', channel, cjson.encode(event))
+-- The fields a job's event is built from, read with one HMGET (see `read_job`).
+local EVENT_FIELDS = {'state', 'attempts', 'max_attempts', 'progress', 'step', 'error_code',
+  'error_detail', 'owner', 'lease'}
+
+-- Reads the event fields (plus owner and lease, for the fence) into a table keyed by name.
+local function read_job(job_key)
+  local f = redis.call('HMGET', job_key, unpack(EVENT_FIELDS))
+  return { state = f[1], attempts = f[2], max_attempts = f[3], progress = f[4], step = f[5],
+    error_code = f[6], error_detail = f[7], owner = f[8], lease = f[9] }
+end
+
+local function json_or_null(s)
+  if s then return cjson.encode(s) end
+  return 'null'
+end
+
+-- Publishes one event: the job as a client shows it, named as the job status is. `job` holds the
+-- values after the transition; `result` is raw JSON (completion only), `due_at` a time (retrying).
+-- Built by concatenation rather than cjson on a table: this runs in every transition, and strings
+-- that may need escaping still go through cjson.
+local function publish_event(channel, id, job, now, result, due_at)
+  local error = 'null'
+  if job.error_code then
+    error = '{"code":' .. cjson.encode(job.error_code) .. ',"detail":' ..
+      cjson.encode(job.error_detail or '') .. '}'
+  end
+  local extra = ''
+  if result then extra = ',"result":' .. result end
+  if due_at then extra = extra .. ',"due_at":' .. due_at end
+  redis.call('PUBLISH', channel, '{"id":"' .. id .. '","state":"' .. job.state ..
+    '","attempts":' .. (job.attempts or 0) .. ',"max_attempts":' .. (job.max_attempts or 0) ..
+    ',"progress":' .. (job.progress or 0) .. ',"step":' .. json_or_null(job.step) ..
+    ',"error":' .. error .. extra .. ',"updated_at":' .. now .. '}')
 end
 
 -- The fence: a worker may change a job only while it still holds the lease it was given.
--- Returns 'held' (owner and lease match, job active), 'done' (owner and lease match and the job is
--- already in `done_state`: a repeat of our own call whose reply was lost), or the current state.
+-- Returns the job's fields and 'held' (owner and lease match, job active), 'done' (owner and lease
+-- match and the job is already in `done_state`: a repeat of our own call whose reply was lost), or
+-- the current state ('missing' for no record).
 local function lease_status(job_key, owner, lease, done_state)
-  local f = redis.call('HMGET', job_key, 'state', 'owner', 'lease')
-  if not f[1] then return 'missing' end
-  if f[2] == owner and f[3] == lease then
-    if f[1] == 'active' then return 'held' end
-    if f[1] == done_state then return 'done' end
+  local job = read_job(job_key)
+  if not job.state then return job, 'missing' end
+  if job.owner == owner and job.lease == lease then
+    if job.state == 'active' then return job, 'held' end
+    if job.state == done_state then return job, 'done' end
   end
-  return f[1]
+  return job, job.state
+end
+
+-- Publishes the job as it is stored now (for the less frequent transitions).
+local function publish_current(channel, job_key, id, now)
+  local job = read_job(job_key)
+  local result, due_at
+  if job.state == 'completed' then result = redis.call('HGET', job_key, 'result') end
+  if job.state == 'retrying' then due_at = redis.call('HGET', job_key, 'due_at') end
+  publish_event(channel, id, job, now, result or nil, due_at or nil)
 end

@@ -13,7 +13,7 @@ for i = 3, #KEYS do
       redis.call('HSET', KEYS[i], 'state', 'queued', 'updated_at', ARGV[1])
       redis.call('HDEL', KEYS[i], 'due_at')
       redis.call('LPUSH', KEYS[2], id)
-      publish_event(ARGV[2], KEYS[i], id)
+      publish_current(ARGV[2], KEYS[i], id, ARGV[1])
       promoted = promoted + 1
     end
   end

@@ -30,7 +30,7 @@ elseif f[1] == 'active' and f[2] == ARGV[2] then
     redis.call('RPUSH', KEYS[3], ARGV[1])
     result = 'requeued'
   end
-  publish_event(ARGV[6], KEYS[4], ARGV[1])
+  publish_current(ARGV[6], KEYS[4], ARGV[1], ARGV[3])
 end
 if ARGV[7] == '1' and redis.call('LLEN', KEYS[2]) == 0 then
   redis.call('SREM', KEYS[5], ARGV[2])

@@ -10,5 +10,5 @@ redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0, 'stalls', 0, 'prog
   'updated_at', ARGV[2])
 redis.call('HDEL', KEYS[1], 'error_code', 'error_detail', 'finished_at', 'step', 'result', 'due_at')
 redis.call('LPUSH', KEYS[2], ARGV[1])
-publish_event(ARGV[3], KEYS[1], ARGV[1])
+publish_current(ARGV[3], KEYS[1], ARGV[1], ARGV[2])
 return {1}
