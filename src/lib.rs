@@ -1,1 +1,3 @@
 //! pixdrop: photos in, web-ready WebP variants out.
+
+pub mod pipeline;
