@@ -14,6 +14,15 @@
 //! Every failure is a [`PipelineError`] with a stable `code()` and `is_permanent()`, so a worker
 //! knows whether a retry could help.
 
+mod decode;
+mod error;
+mod format;
+mod jpeg;
+mod limits;
 mod spec;
 
+pub use decode::{DecodedImage, decode};
+pub use error::{PipelineError, SizeLimit};
+pub use format::{ImageFormat, SNIFF_LEN, Sniffed, sniff};
+pub use limits::Limits;
 pub use spec::{Fit, SpecError, VariantSpec};
