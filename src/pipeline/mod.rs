@@ -17,12 +17,18 @@
 mod decode;
 mod error;
 mod format;
+mod geometry;
 mod jpeg;
 mod limits;
+mod process;
+mod render;
 mod spec;
+mod write;
 
 pub use decode::{DecodedImage, decode};
 pub use error::{PipelineError, SizeLimit};
 pub use format::{ImageFormat, SNIFF_LEN, Sniffed, sniff};
 pub use limits::Limits;
+pub use process::{OriginalInfo, Processed, Step, VariantOutput, process};
+pub use render::{Rendered, render};
 pub use spec::{Fit, SpecError, VariantSpec};
