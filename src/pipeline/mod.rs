@@ -25,6 +25,9 @@ mod render;
 mod spec;
 mod write;
 
+#[cfg(test)]
+mod tests;
+
 pub use decode::{DecodedImage, decode};
 pub use error::{PipelineError, SizeLimit};
 pub use format::{ImageFormat, SNIFF_LEN, Sniffed, sniff};
