@@ -1,0 +1,37 @@
+//! The image pipeline: one uploaded file in, WebP variants out.
+//!
+//! Pure and synchronous: no async runtime, no queue, nothing else of pixdrop, so it could be
+//! published on its own. A photo flows through it like this:
+//!
+//! 1. [`sniff`] names the format from the first bytes (never the filename or Content-Type).
+//! 2. [`decode`] reads the header, checks it against [`Limits`] before any pixel is allocated,
+//!    decodes the first frame once, applies the EXIF orientation and settles on 8-bit RGB(A).
+//! 3. [`render`] makes one [`VariantSpec`] from that decoded image: crop and resize with
+//!    `fast_image_resize` (alpha premultiplied), then lossy WebP.
+//! 4. [`process`] does all of that for a file and writes `{out_dir}/{name}.webp` atomically,
+//!    reporting each [`Step`] as it goes.
+//!
+//! Every failure is a [`PipelineError`] with a stable `code()` and `is_permanent()`, so a worker
+//! knows whether a retry could help.
+
+mod decode;
+mod error;
+mod format;
+mod geometry;
+mod jpeg;
+mod limits;
+mod process;
+mod render;
+mod spec;
+mod write;
+
+#[cfg(test)]
+mod tests;
+
+pub use decode::{DecodedImage, decode};
+pub use error::{PipelineError, SizeLimit};
+pub use format::{ImageFormat, SNIFF_LEN, Sniffed, sniff};
+pub use limits::Limits;
+pub use process::{OriginalInfo, Processed, Step, VariantOutput, process};
+pub use render::{Rendered, render};
+pub use spec::{Fit, SpecError, VariantSpec};

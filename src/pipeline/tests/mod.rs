@@ -1,0 +1,10 @@
+//! End-to-end tests of the pipeline on small images the tests make in memory and temp dirs.
+//! Tests of one part alone live beside that part.
+
+mod alloc_probe;
+mod failures;
+mod fixtures;
+mod inputs;
+mod orientation;
+mod outputs;
+mod sniffing;
