@@ -1,6 +1,8 @@
-//! No-op jobs per second through the queue, end to end: enqueue (in batches of 500, as BullMQ's
-//! `addBulk` bench does), claim with BLMOVE, activate, ack. The enqueue runs while the workers drain,
-//! so its cost is inside the measurement. Concurrency 1, 8 and 64 worker tasks in one pool.
+//! No-op jobs per second through the queue, at concurrency 1, 8 and 64 worker tasks in one pool.
+//! - `queue_noop`: end to end. Enqueue (batches of 500, as BullMQ's `addBulk` bench does) runs while
+//!   the workers claim, activate and ack, so its cost is inside the measurement.
+//! - `queue_drain`: like BullMQ's `noop-bench.js` `process_per_s`: the jobs are enqueued first, then
+//!   the time from starting the pool to the last ack is measured.
 //!
 //! Redis: `PIXDROP_BENCH_REDIS_URL` if set (so `benches/compare-bullmq.sh` can measure BullMQ on the
 //! same server in the same run), else a private `redis-server` with the embedded default's settings
@@ -113,6 +115,55 @@ fn queue_throughput(c: &mut Criterion) {
         });
         let _ = stop_tx.send(());
         runtime.block_on(running).expect("pool stops");
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("queue_drain");
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(15))
+        .throughput(Throughput::Elements(JOBS as u64));
+    for concurrency in [1, 8, 64] {
+        group.bench_function(BenchmarkId::from_parameter(concurrency), |b| {
+            b.to_async(&runtime).iter_custom(|iters| {
+                let (queue, payloads) = (queue.clone(), payloads.clone());
+                async move {
+                    let mut measured = Duration::ZERO;
+                    for _ in 0..iters {
+                        for _ in 0..JOBS / BATCH {
+                            queue.enqueue_batch(&payloads).await.expect("enqueue");
+                        }
+                        let done = Arc::new(AtomicUsize::new(0));
+                        let moved = Arc::new(Notify::new());
+                        let handler = Noop {
+                            done: done.clone(),
+                            moved: moved.clone(),
+                        };
+                        let workers = WorkerSettings {
+                            concurrency,
+                            ..WorkerSettings::default()
+                        };
+                        let pool = WorkerPool::new(queue.clone(), handler, workers);
+                        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+                        let start = Instant::now();
+                        let running = tokio::spawn(pool.run(async {
+                            let _ = stop_rx.await;
+                        }));
+                        while done.load(Ordering::Relaxed) < JOBS {
+                            let _ =
+                                tokio::time::timeout(Duration::from_millis(5), moved.notified())
+                                    .await;
+                        }
+                        measured += start.elapsed();
+                        let _ = stop_tx.send(());
+                        running.await.expect("pool stops");
+                    }
+                    measured
+                }
+            });
+        });
     }
     group.finish();
 }

@@ -12,7 +12,7 @@ local answer
 if status == 'held' then
   redis.call('HSET', KEYS[1], 'state', 'completed', 'result', ARGV[5], 'progress', 100,
     'finished_at', ARGV[4], 'updated_at', ARGV[4])
-  redis.call('HDEL', KEYS[1], 'error_code', 'error_detail', 'step')
+  clear(KEYS[1], job, 'error_code', 'error_detail', 'step')
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
   job.state, job.progress, job.step, job.error_code = 'completed', 100, nil, nil
   publish_event(ARGV[7], ARGV[1], job, ARGV[4], ARGV[5])

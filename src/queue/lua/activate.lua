@@ -5,23 +5,21 @@
 -- Returns: {'active', lease, attempts, max_attempts, payload}
 --          {'skip', state} the job is not runnable (cancelled meanwhile, or its record expired):
 --          the id is dropped from the processing list
-local job = read_job(KEYS[1])
+local job = read_job(KEYS[1], true)
 if job.state == 'active' and job.owner == ARGV[2] then
   -- A repeat of our own activation whose reply was lost: same lease, nothing counted twice.
-  return {'active', job.lease, job.attempts, job.max_attempts, redis.call('HGET', KEYS[1], 'payload')}
+  return {'active', job.lease, job.attempts, job.max_attempts, job.payload}
 end
 if job.state ~= 'queued' then
   redis.call('LREM', KEYS[2], 1, ARGV[1])
   return {'skip', job.state or 'missing'}
 end
+-- A queued job has no step (every path back to queued clears it) and no due_at (promote clears it).
 job.state = 'active'
 job.attempts = tonumber(job.attempts) + 1
 job.lease = tostring(tonumber(job.lease) + 1)
 job.progress = 0
-job.step = nil
 redis.call('HSET', KEYS[1], 'state', 'active', 'attempts', job.attempts, 'lease', job.lease,
   'owner', ARGV[2], 'started_at', ARGV[3], 'updated_at', ARGV[3], 'progress', 0)
-redis.call('HDEL', KEYS[1], 'step', 'due_at')
 publish_event(ARGV[4], ARGV[1], job, ARGV[3])
-return {'active', job.lease, tostring(job.attempts), job.max_attempts,
-  redis.call('HGET', KEYS[1], 'payload')}
+return {'active', job.lease, tostring(job.attempts), job.max_attempts, job.payload}

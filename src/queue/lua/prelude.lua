@@ -1,14 +1,24 @@
 -- Prepended to every script (see scripts.rs): helpers shared by all transitions.
 
 -- The fields a job's event is built from, read with one HMGET (see `read_job`).
-local EVENT_FIELDS = {'state', 'attempts', 'max_attempts', 'progress', 'step', 'error_code',
-  'error_detail', 'owner', 'lease'}
-
--- Reads the event fields (plus owner and lease, for the fence) into a table keyed by name.
-local function read_job(job_key)
-  local f = redis.call('HMGET', job_key, unpack(EVENT_FIELDS))
+-- Reads the event fields (plus owner and lease, for the fence, and the payload when asked) with one
+-- HMGET into a table keyed by name. Each redis.call has a fixed cost well above that of a small
+-- command, so the hot scripts read everything they need in this one call.
+local function read_job(job_key, with_payload)
+  local f = redis.call('HMGET', job_key, 'state', 'attempts', 'max_attempts', 'progress', 'step',
+    'error_code', 'error_detail', 'owner', 'lease', with_payload and 'payload' or 'state')
   return { state = f[1], attempts = f[2], max_attempts = f[3], progress = f[4], step = f[5],
-    error_code = f[6], error_detail = f[7], owner = f[8], lease = f[9] }
+    error_code = f[6], error_detail = f[7], owner = f[8], lease = f[9],
+    payload = with_payload and f[10] or nil }
+end
+
+-- Deletes the named fields that the job has (a no-op HDEL still costs a call).
+local function clear(job_key, job, ...)
+  local present = {}
+  for _, field in ipairs({...}) do
+    if job[field] then present[#present + 1] = field end
+  end
+  if #present > 0 then redis.call('HDEL', job_key, unpack(present)) end
 end
 
 local function json_or_null(s)

@@ -11,7 +11,7 @@ for i = 3, #KEYS do
     redis.call('ZREM', KEYS[1], id)
     if redis.call('HGET', KEYS[i], 'state') == 'retrying' then
       redis.call('HSET', KEYS[i], 'state', 'queued', 'updated_at', ARGV[1])
-      redis.call('HDEL', KEYS[i], 'due_at')
+      redis.call('HDEL', KEYS[i], 'due_at', 'step')
       redis.call('LPUSH', KEYS[2], id)
       publish_current(ARGV[2], KEYS[i], id, ARGV[1])
       promoted = promoted + 1

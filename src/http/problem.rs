@@ -1,0 +1,97 @@
+//! Errors as RFC 9457 `application/problem+json`: status, title, detail, and a stable kebab-case
+//! `code` clients can branch on. Every handler error becomes one of these; so do the framework's
+//! own errors (unknown route, bad path), so a client never has to parse HTML or plain text.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::ContentType;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[error("{status} {code}: {detail}")]
+pub struct Problem {
+    #[serde(serialize_with = "status_code")]
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub detail: String,
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detected_type: Option<String>,
+}
+
+fn status_code<S: serde::Serializer>(status: &StatusCode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u16(status.as_u16())
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            title: status.canonical_reason().unwrap_or("Error"),
+            detail: detail.into(),
+            code,
+            detected_type: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", detail)
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, detail)
+    }
+
+    pub fn too_large(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, detail)
+    }
+
+    /// Redis (or another dependency) is unreachable: nothing was accepted; try again later.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+    }
+
+    /// Something on our side failed; the detail is logged, not sent.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server failed to handle the request; it has been logged",
+        )
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header(ContentType(
+            "application/problem+json"
+                .parse()
+                .unwrap_or(mime_json()),
+        ));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header(("Retry-After", "5"));
+        }
+        response.json(self)
+    }
+}
+
+fn mime_json() -> actix_web::mime::Mime {
+    actix_web::mime::APPLICATION_JSON
+}
+
+impl From<crate::queue::QueueError> for Problem {
+    fn from(e: crate::queue::QueueError) -> Self {
+        tracing::warn!(error = %e, "redis unavailable");
+        Self::unavailable("the job store is unreachable; nothing was changed, try again shortly")
+    }
+}
