@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize, Default)]
+use crate::pipeline::{Limits, VariantSpec};
+
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -16,6 +18,47 @@ pub struct Settings {
     pub workers: WorkerSettings,
     pub queue: QueueSettings,
     pub storage: StorageSettings,
+    pub uploads: UploadSettings,
+    /// Limits checked from an image's header before it is decoded.
+    pub pipeline: Limits,
+    /// The WebP variants made of every upload (`[[variants]]` tables).
+    pub variants: Vec<VariantSpec>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            server: ServerSettings::default(),
+            redis: RedisSettings::default(),
+            workers: WorkerSettings::default(),
+            queue: QueueSettings::default(),
+            storage: StorageSettings::default(),
+            uploads: UploadSettings::default(),
+            pipeline: Limits::default(),
+            variants: VariantSpec::defaults(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadSettings {
+    /// Largest accepted file.
+    pub max_file_bytes: u64,
+    /// Most files in one request.
+    pub max_files: usize,
+    /// Largest request body, all parts together.
+    pub max_body_bytes: u64,
+}
+
+impl Default for UploadSettings {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 50 * 1024 * 1024,
+            max_files: 20,
+            max_body_bytes: 200 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

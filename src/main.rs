@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use pixdrop::app::{Application, Role};
 use pixdrop::config::Settings;
 use pixdrop::queue::Queue;
 use pixdrop::redis_connect::{RedisTarget, redact};
@@ -15,13 +16,20 @@ struct Cli {
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Connect to Redis (or start the embedded one), check that it suits the queue, and report the
-    /// queue's depth.
+    /// Run the HTTP API and the worker pool (the default).
+    Serve {
+        /// HTTP only: leave the jobs to `pixdrop worker` processes.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run workers only, against the same Redis as the HTTP processes.
+    Worker,
+    /// Check that Redis suits the queue and report the queue's depth.
     Check,
 }
 
@@ -30,7 +38,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,pixdrop=info".into()),
+                .unwrap_or_else(|_| "info,actix_server=warn".into()),
         )
         .init();
     match run(cli) {
@@ -44,15 +52,47 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
-    // Started before the runtime, on the main thread: the embedded redis-server is tied to this
-    // thread's life (see redis_server.rs).
+    // Started on the main thread, before the runtime: the embedded redis-server is tied to this
+    // thread's life (see redis_server.rs), and stopped when `redis` drops at the end.
     let redis = RedisTarget::resolve(&settings)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        match cli.command {
-            Command::Check => check(&settings, &redis.url).await,
+    let result = runtime.block_on(async {
+        let role = match cli.command.unwrap_or(Command::Serve { no_workers: false }) {
+            Command::Serve { no_workers: false } => Role::All,
+            Command::Serve { no_workers: true } => Role::HttpOnly,
+            Command::Worker => Role::WorkerOnly,
+            Command::Check => return check(&settings, &redis.url).await,
+        };
+        let app = Application::build(&settings, &redis.url, role).await?;
+        if let Some(port) = app.port() {
+            let host = settings
+                .server
+                .bind
+                .rsplit_once(':')
+                .map_or("127.0.0.1", |(h, _)| h);
+            println!("pixdrop is running: http://{host}:{port}/");
         }
-    })
+        app.run_until_stopped(shutdown_signal()).await
+    });
+    drop(runtime);
+    drop(redis);
+    result
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 async fn check(settings: &Settings, url: &str) -> anyhow::Result<()> {

@@ -64,16 +64,18 @@ impl Storage {
                 prefix.len() == 2
                     && hash.len() == 64
                     && hash.starts_with(prefix)
-                    && hash.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                    && hash
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
                     && EXTENSIONS.contains(&ext)
             }
             ["variants", id, file] => {
                 let name = file.strip_suffix(".webp")?;
                 id.parse::<JobId>().is_ok()
                     && !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+                    && name.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                    })
             }
             _ => false,
         };
@@ -110,8 +112,14 @@ mod tests {
         let s = storage();
         let hash = "ab".to_string() + &"0".repeat(62);
         let id = JobId::new();
-        assert!(s.resolve_media(&format!("originals/ab/{hash}.jpg")).is_some());
-        assert!(s.resolve_media(&format!("variants/{id}/thumb.webp")).is_some());
+        assert!(
+            s.resolve_media(&format!("originals/ab/{hash}.jpg"))
+                .is_some()
+        );
+        assert!(
+            s.resolve_media(&format!("variants/{id}/thumb.webp"))
+                .is_some()
+        );
         for bad in [
             "../etc/passwd".to_string(),
             format!("originals/ab/{hash}.exe"),
@@ -119,7 +127,7 @@ mod tests {
             format!("originals/ab/../{hash}.jpg"),
             format!("variants/{id}/../../x.webp"),
             format!("variants/{id}/Thumb.webp"),
-            format!("variants/not-an-id/thumb.webp"),
+            "variants/not-an-id/thumb.webp".to_string(),
             format!("tmp/{hash}.part"),
             String::new(),
         ] {

@@ -74,9 +74,7 @@ impl ResponseError for Problem {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         response.insert_header(ContentType(
-            "application/problem+json"
-                .parse()
-                .unwrap_or(mime_json()),
+            "application/problem+json".parse().unwrap_or(mime_json()),
         ));
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header(("Retry-After", "5"));

@@ -1,0 +1,145 @@
+//! The one place that wires pixdrop together: build (bind, connect, check), report the port, then
+//! run until a shutdown future resolves. Tests build it on port 0 with their own Redis.
+//!
+//! One process runs the HTTP API, the worker pool, or both (`Role`). Shutdown is one signal: mark
+//! the instance not ready, stop accepting connections and finish in-flight requests, and let the
+//! pool finish or hand back its jobs (see `queue::pool`).
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::queue::{Queue, WorkerPool};
+use crate::redis_connect::redact;
+use crate::storage::Storage;
+use crate::worker::ImageHandler;
+
+/// What this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// HTTP and workers in one process (the default).
+    All,
+    HttpOnly,
+    WorkerOnly,
+}
+
+impl Role {
+    fn serves_http(self) -> bool {
+        self != Role::WorkerOnly
+    }
+    fn runs_workers(self) -> bool {
+        self != Role::HttpOnly
+    }
+}
+
+pub struct Application {
+    /// The HTTP server and its port, unless worker-only.
+    http: Option<(actix_web::dev::Server, u16)>,
+    pool: Option<WorkerPool<ImageHandler>>,
+    shutting_down: Arc<AtomicBool>,
+}
+
+impl Application {
+    /// Connects to Redis at `redis_url` (checking it suits the queue), opens storage, binds the
+    /// listener. Fails with a one-line reason when any of that is impossible.
+    pub async fn build(settings: &Settings, redis_url: &str, role: Role) -> anyhow::Result<Self> {
+        let queue = Queue::connect(redis_url, &settings.redis, &settings.queue)?;
+        let report = queue.check_server().await.with_context(|| {
+            format!(
+                "cannot use the Redis at {} (check redis.url, or unset it to let pixdrop start its own redis-server)",
+                redact(redis_url)
+            )
+        })?;
+        for warning in &report.warnings {
+            tracing::warn!("redis: {warning}");
+        }
+        tracing::info!(server = %report.server, version = %report.version, url = %redact(redis_url), "redis ready");
+        let storage = Storage::open(&settings.storage.dir).with_context(|| {
+            format!("cannot use storage.dir {}", settings.storage.dir.display())
+        })?;
+        let shutting_down = Arc::new(AtomicBool::new(false));
+
+        let http = if role.serves_http() {
+            let listener = TcpListener::bind(&settings.server.bind)
+                .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
+            let port = listener.local_addr()?.port();
+            let state = web::Data::new(AppState {
+                queue: queue.clone(),
+                storage: storage.clone(),
+                uploads: settings.uploads.clone(),
+                shutting_down: shutting_down.clone(),
+            });
+            let server = HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .wrap(tracing_actix())
+                    .configure(http::routes)
+            })
+            .listen(listener)?
+            .disable_signals()
+            .shutdown_timeout(settings.workers.shutdown_grace_secs.max(1))
+            .run();
+            tracing::info!(address = %settings.server.bind, port, "http listening");
+            Some((server, port))
+        } else {
+            None
+        };
+        let pool = role.runs_workers().then(|| {
+            let handler = ImageHandler::new(
+                storage.clone(),
+                settings.variants.clone(),
+                settings.pipeline,
+            );
+            WorkerPool::new(queue.clone(), handler, settings.workers.clone())
+        });
+        Ok(Self {
+            http,
+            pool,
+            shutting_down,
+        })
+    }
+
+    /// The HTTP port actually bound (useful with port 0), unless worker-only.
+    pub fn port(&self) -> Option<u16> {
+        self.http.as_ref().map(|(_, port)| *port)
+    }
+
+    /// Runs until `shutdown` resolves, then stops gracefully.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let http = self.http.map(|(server, _)| {
+            let handle = server.handle();
+            (tokio::spawn(server), handle)
+        });
+        let pool = self.pool.map(|pool| {
+            let mut stop = stop_rx.clone();
+            tokio::spawn(pool.run(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }))
+        });
+        shutdown.await;
+        tracing::info!("shutting down");
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let _ = stop_tx.send(true);
+        if let Some((server, handle)) = http {
+            handle.stop(true).await;
+            server.await??;
+        }
+        if let Some(pool) = pool {
+            pool.await?;
+        }
+        Ok(())
+    }
+}
+
+/// Request logging: method, path, status and time, one line per request.
+fn tracing_actix() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%r %s %b %Dms")
+}

@@ -1,0 +1,47 @@
+//! The HTTP API. Handlers parse and check input, talk to the queue and storage, and answer; they
+//! never run the image pipeline. Every error is `application/problem+json` (see `problem.rs`).
+
+mod health;
+pub mod jobs;
+mod media;
+pub mod problem;
+mod upload;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use actix_web::{HttpResponse, web};
+
+use crate::config::UploadSettings;
+use crate::queue::Queue;
+use crate::storage::Storage;
+use problem::Problem;
+
+/// What every handler shares.
+pub struct AppState {
+    pub queue: Queue,
+    pub storage: Storage,
+    pub uploads: UploadSettings,
+    /// Set when shutdown begins, so `/readyz` sends load balancers elsewhere.
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/upload", web::post().to(upload::upload))
+        .route("/jobs/{id}", web::get().to(jobs::get))
+        .route("/jobs/{id}", web::delete().to(jobs::cancel))
+        .route("/jobs/{id}/retry", web::post().to(jobs::retry))
+        .route("/media/{tail:.*}", web::get().to(media::serve))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, Problem> {
+    Err(Problem::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}

@@ -1,0 +1,167 @@
+//! Spawning the app for a test, and making the images the tests upload.
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use pixdrop::app::{Application, Role};
+use pixdrop::config::Settings;
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+
+use crate::support::{TestRedis, quick_settings};
+
+/// A running pixdrop with its own Redis and storage; stopped gracefully on `stop`, killed on drop.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    pub redis: TestRedis,
+    pub storage: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn test_settings(storage: &std::path::Path) -> Settings {
+    let mut settings = Settings::default();
+    settings.server.bind = "127.0.0.1:0".into();
+    settings.storage.dir = storage.to_path_buf();
+    settings.queue = quick_settings();
+    settings.workers.concurrency = 2;
+    settings.workers.shutdown_grace_secs = 2;
+    settings
+}
+
+impl TestApp {
+    pub async fn spawn(role: Role) -> Self {
+        Self::spawn_with(role, |_| {}).await
+    }
+
+    pub async fn spawn_with(role: Role, tweak: impl FnOnce(&mut Settings)) -> Self {
+        let redis = TestRedis::start();
+        let storage = tempfile::tempdir().unwrap();
+        let mut settings = test_settings(storage.path());
+        tweak(&mut settings);
+        let mut app = Self {
+            address: String::new(),
+            client: reqwest::Client::new(),
+            settings,
+            redis,
+            storage,
+            stop: None,
+            running: None,
+        };
+        app.start(role).await;
+        app
+    }
+
+    /// Starts (again) a pixdrop process on the same Redis and storage.
+    pub async fn start(&mut self, role: Role) {
+        let app = Application::build(&self.settings, &self.redis.url(), role)
+            .await
+            .expect("app builds");
+        if let Some(port) = app.port() {
+            self.address = format!("http://127.0.0.1:{port}");
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        self.stop = Some(tx);
+        self.running = Some(tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        })));
+    }
+
+    /// Stops gracefully, as SIGTERM would.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn upload(&self, files: Vec<(&str, &str, Vec<u8>)>) -> reqwest::Response {
+        let mut form = Form::new();
+        for (field, name, bytes) in files {
+            form = form.part(
+                field.to_owned(),
+                Part::bytes(bytes).file_name(name.to_owned()),
+            );
+        }
+        self.client
+            .post(self.url("/upload"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn job(&self, id: &str) -> Value {
+        self.client
+            .get(self.url(&format!("/jobs/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Polls the job until it is in one of `states`.
+    pub async fn wait_for(&self, id: &str, states: &[&str]) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let job = self.job(id).await;
+            if states.contains(&job["state"].as_str().unwrap_or_default()) {
+                return job;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "job stuck: {job}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Files under storage (relative paths), excluding the temp dir's and Redis's own.
+    pub fn stored_files(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        let root = self.storage.path();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    found.push(path.strip_prefix(root).unwrap().display().to_string());
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+}
+
+/// A JPEG of the given size with a gradient, so it compresses like a photo.
+pub fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 255 / width) as u8, (y * 255 / height) as u8, 128])
+    });
+    let mut out = Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(image)
+        .write_to(&mut out, image::ImageFormat::Jpeg)
+        .unwrap();
+    out.into_inner()
+}
+
+pub fn png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbaImage::from_fn(width, height, |x, _| {
+        image::Rgba([200, 10, 10, (x % 256) as u8])
+    });
+    let mut out = Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgba8(image)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .unwrap();
+    out.into_inner()
+}

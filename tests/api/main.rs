@@ -1,0 +1,11 @@
+//! Integration tests of the HTTP API: the real app on port 0, with a redis-server of its own.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod helpers;
+
+mod errors;
+mod jobs;
+mod media;
+mod upload;
