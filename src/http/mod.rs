@@ -33,6 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/jobs/{id}", web::delete().to(jobs::cancel))
         .route("/jobs/{id}/retry", web::post().to(jobs::retry))
         .route("/media/{tail:.*}", web::get().to(media::serve))
+        .route("/media/{tail:.*}", web::head().to(media::serve))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .default_service(web::to(not_found));

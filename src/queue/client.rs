@@ -37,6 +37,10 @@ pub struct Queue {
 pub(crate) struct Inner {
     pub client: redis::Client,
     pub pool: Pool,
+    /// One multiplexed, self-reconnecting connection shared by every worker of this process for
+    /// its non-blocking calls (activate, ack, fail, progress). Concurrent calls travel together,
+    /// so Redis reads and answers many per syscall. Opened on first use.
+    pub workers_conn: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
     pub keys: Keys,
     pub scripts: Scripts,
     pub settings: QueueSettings,
@@ -87,6 +91,7 @@ impl Queue {
             inner: Arc::new(Inner {
                 client,
                 pool,
+                workers_conn: tokio::sync::OnceCell::new(),
                 keys: Keys::new(&redis.key_prefix),
                 scripts: Scripts::load(),
                 settings: settings.clone(),
@@ -103,6 +108,7 @@ impl Queue {
             inner: Arc::new(Inner {
                 client: inner.client.clone(),
                 pool: inner.pool.clone(),
+                workers_conn: tokio::sync::OnceCell::new(),
                 keys: inner.keys.clone(),
                 scripts: Scripts::load(),
                 settings: inner.settings.clone(),
@@ -126,6 +132,23 @@ impl Queue {
 
     pub(crate) fn now(&self) -> u64 {
         self.inner.clock.now_ms()
+    }
+
+    /// The workers' shared connection (see `Inner::workers_conn`).
+    pub(crate) async fn workers_conn(&self) -> QueueResult<redis::aio::ConnectionManager> {
+        let conn = self
+            .inner
+            .workers_conn
+            .get_or_try_init(|| async {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(std::time::Duration::from_secs(5)))
+                    .set_response_timeout(Some(std::time::Duration::from_secs(10)))
+                    .set_max_delay(std::time::Duration::from_secs(5));
+                redis::aio::ConnectionManager::new_with_config(self.inner.client.clone(), config)
+                    .await
+            })
+            .await?;
+        Ok(conn.clone())
     }
 
     pub(crate) async fn conn(&self) -> QueueResult<deadpool_redis::Connection> {

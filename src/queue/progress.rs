@@ -1,7 +1,7 @@
 //! `Progress`: what a handler calls to report how far a job is. Each report is fenced by the job's
 //! lease and published as an event, so watchers see it live.
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::ConnectionManager;
 
 use super::client::{Queue, QueueResult};
 use super::worker_conn::{Claimed, WorkerConn};
@@ -9,19 +9,14 @@ use super::worker_conn::{Claimed, WorkerConn};
 /// Reports progress for one claimed job. Cheap to create; each report is one script call.
 pub struct Progress {
     queue: Queue,
-    /// A clone of the worker's multiplexed connection (its BLMOVE is not running meanwhile).
-    conn: MultiplexedConnection,
+    /// The process's shared connection for worker scripts.
+    conn: ConnectionManager,
     owner: String,
     job: Claimed,
 }
 
 impl Progress {
-    pub(crate) fn new(
-        queue: Queue,
-        conn: MultiplexedConnection,
-        owner: String,
-        job: Claimed,
-    ) -> Self {
+    pub(crate) fn new(queue: Queue, conn: ConnectionManager, owner: String, job: Claimed) -> Self {
         Self {
             queue,
             conn,
@@ -58,7 +53,7 @@ impl WorkerConn {
     pub fn progress_reporter(&self, job: &Claimed) -> Progress {
         Progress::new(
             self.queue().clone(),
-            self.connection().clone(),
+            self.scripts_connection().clone(),
             self.name().to_owned(),
             job.clone(),
         )

@@ -6,16 +6,18 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
 use serde_json::Value;
 
 use super::client::{Queue, QueueError, QueueResult};
 use super::job::{JobError, JobId};
 
-/// A worker's connection. Its BLMOVE blocks the connection, so it is never shared with other workers.
+/// A worker's connections: its own for BLMOVE (which blocks the connection it runs on), and the
+/// process's shared one for the scripts.
 pub struct WorkerConn {
     queue: Queue,
     conn: MultiplexedConnection,
+    scripts: ConnectionManager,
     /// `{instance}/{slot}`: owner of the processing list and of the jobs it activates.
     name: String,
     processing: String,
@@ -73,9 +75,11 @@ impl WorkerConn {
             .redis_client()
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
+        let scripts = queue.workers_conn().await?;
         Ok(Self {
             queue: queue.clone(),
             conn,
+            scripts,
             name: name.to_owned(),
             processing: queue.keys().processing(name),
         })
@@ -130,7 +134,7 @@ impl WorkerConn {
             .arg(&self.name)
             .arg(self.queue.now())
             .arg(keys.events())
-            .invoke_async(&mut self.conn)
+            .invoke_async(&mut self.scripts)
             .await?;
         let protocol = || QueueError::Protocol(format!("activate answered {answer:?}"));
         match answer.as_slice() {
@@ -160,8 +164,8 @@ impl WorkerConn {
         &self.queue
     }
 
-    pub(crate) fn connection(&self) -> &MultiplexedConnection {
-        &self.conn
+    pub(crate) fn scripts_connection(&self) -> &ConnectionManager {
+        &self.scripts
     }
 
     /// The job succeeded with `result`.
@@ -200,7 +204,7 @@ impl WorkerConn {
             .arg(retention)
             .arg(keys.events())
             .arg(if claim_next { "1" } else { "0" });
-        let mut answer: Vec<String> = invocation.invoke_async(&mut self.conn).await?;
+        let mut answer: Vec<String> = invocation.invoke_async(&mut self.scripts).await?;
         // The last element is the next id ('' for none); the rest is a fenced answer.
         let next = answer.pop().filter(|id| !id.is_empty());
         Ok((settled(answer)?, next))
@@ -231,7 +235,7 @@ impl WorkerConn {
                 .arg(&error.code)
                 .arg(&error.detail)
                 .arg(keys.events());
-            return settled(invocation.invoke_async(&mut self.conn).await?);
+            return settled(invocation.invoke_async(&mut self.scripts).await?);
         }
         let detail = if retryable {
             format!("{} (gave up after {} attempts)", error.detail, job.attempt)
@@ -250,7 +254,7 @@ impl WorkerConn {
             .arg(detail)
             .arg(self.queue.settings().failed_retention_secs * 1000)
             .arg(keys.events());
-        settled(invocation.invoke_async(&mut self.conn).await?)
+        settled(invocation.invoke_async(&mut self.scripts).await?)
     }
 
     /// Returns an unfinished job to the front of the waiting list (graceful shutdown).
@@ -266,7 +270,7 @@ impl WorkerConn {
             .arg(&job.lease)
             .arg(self.queue.now())
             .arg(keys.events());
-        settled(invocation.invoke_async(&mut self.conn).await?)
+        settled(invocation.invoke_async(&mut self.scripts).await?)
     }
 
     /// Returns every id in this worker's processing list to the queue. Call it only while the
