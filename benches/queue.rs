@@ -38,6 +38,16 @@ impl Handler for Noop {
     }
 }
 
+/// Each sample is a few seconds of real work: few samples, flat sampling, throughput in jobs.
+fn configure(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(15))
+        .throughput(Throughput::Elements(JOBS as u64));
+}
+
 fn queue_throughput(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -70,12 +80,7 @@ fn queue_throughput(c: &mut Criterion) {
     let payloads: Vec<Value> = (0..BATCH).map(|i| json!({"i": i})).collect();
 
     let mut group = c.benchmark_group("queue_noop");
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(2))
-        .measurement_time(Duration::from_secs(15))
-        .throughput(Throughput::Elements(JOBS as u64));
+    configure(&mut group);
     for concurrency in [1, 8, 64] {
         let done = Arc::new(AtomicUsize::new(0));
         let moved = Arc::new(Notify::new());
@@ -119,12 +124,7 @@ fn queue_throughput(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("queue_drain");
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(2))
-        .measurement_time(Duration::from_secs(15))
-        .throughput(Throughput::Elements(JOBS as u64));
+    configure(&mut group);
     for concurrency in [1, 8, 64] {
         group.bench_function(BenchmarkId::from_parameter(concurrency), |b| {
             b.to_async(&runtime).iter_custom(|iters| {

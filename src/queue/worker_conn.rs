@@ -191,15 +191,10 @@ impl WorkerConn {
     ) -> QueueResult<(Settled, Option<String>)> {
         let keys = self.queue.keys();
         let retention = self.queue.settings().completed_retention_secs * 1000;
-        let mut invocation = self.queue.inner.scripts.ack.prepare_invoke();
+        let scripts = &self.queue.inner.scripts;
+        let mut invocation = fenced(&scripts.ack, &self.queue, &self.processing, &self.name, job);
         invocation
-            .key(keys.job(&job.id))
-            .key(&self.processing)
             .key(keys.waiting())
-            .arg(job.id.to_string())
-            .arg(&self.name)
-            .arg(&job.lease)
-            .arg(self.queue.now())
             .arg(result.to_string())
             .arg(retention)
             .arg(keys.events())
@@ -222,15 +217,16 @@ impl WorkerConn {
                 .inner
                 .backoff
                 .delay_ms(job.attempt, &mut rand::rng());
-            let mut invocation = self.queue.inner.scripts.retry.prepare_invoke();
+            let scripts = &self.queue.inner.scripts;
+            let mut invocation = fenced(
+                &scripts.retry,
+                &self.queue,
+                &self.processing,
+                &self.name,
+                job,
+            );
             invocation
-                .key(keys.job(&job.id))
-                .key(&self.processing)
                 .key(keys.retrying())
-                .arg(job.id.to_string())
-                .arg(&self.name)
-                .arg(&job.lease)
-                .arg(now)
                 .arg(now + delay)
                 .arg(&error.code)
                 .arg(&error.detail)
@@ -242,14 +238,15 @@ impl WorkerConn {
         } else {
             error.detail.clone()
         };
-        let mut invocation = self.queue.inner.scripts.fail.prepare_invoke();
+        let scripts = &self.queue.inner.scripts;
+        let mut invocation = fenced(
+            &scripts.fail,
+            &self.queue,
+            &self.processing,
+            &self.name,
+            job,
+        );
         invocation
-            .key(keys.job(&job.id))
-            .key(&self.processing)
-            .arg(job.id.to_string())
-            .arg(&self.name)
-            .arg(&job.lease)
-            .arg(now)
             .arg(&error.code)
             .arg(detail)
             .arg(self.queue.settings().failed_retention_secs * 1000)
@@ -260,16 +257,15 @@ impl WorkerConn {
     /// Returns an unfinished job to the front of the waiting list (graceful shutdown).
     pub async fn hand_back(&mut self, job: &Claimed) -> QueueResult<Settled> {
         let keys = self.queue.keys();
-        let mut invocation = self.queue.inner.scripts.hand_back.prepare_invoke();
-        invocation
-            .key(keys.job(&job.id))
-            .key(&self.processing)
-            .key(keys.waiting())
-            .arg(job.id.to_string())
-            .arg(&self.name)
-            .arg(&job.lease)
-            .arg(self.queue.now())
-            .arg(keys.events());
+        let scripts = &self.queue.inner.scripts;
+        let mut invocation = fenced(
+            &scripts.hand_back,
+            &self.queue,
+            &self.processing,
+            &self.name,
+            job,
+        );
+        invocation.key(keys.waiting()).arg(keys.events());
         settled(invocation.invoke_async(&mut self.scripts).await?)
     }
 
@@ -291,6 +287,26 @@ impl WorkerConn {
         }
         Ok(recovered)
     }
+}
+
+/// The start every fenced transition's invocation shares: KEYS[1] the job hash, KEYS[2] this
+/// worker's processing list; ARGV[1..4] id, owner, lease, now. Callers append the rest.
+fn fenced<'a>(
+    script: &'a redis::Script,
+    queue: &Queue,
+    processing: &str,
+    owner: &str,
+    job: &Claimed,
+) -> redis::ScriptInvocation<'a> {
+    let mut invocation = script.prepare_invoke();
+    invocation
+        .key(queue.keys().job(&job.id))
+        .key(processing)
+        .arg(job.id.to_string())
+        .arg(owner)
+        .arg(&job.lease)
+        .arg(queue.now());
+    invocation
 }
 
 /// Decodes `{1}` or `{0, state}`, the answer of every fenced transition.
