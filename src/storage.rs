@@ -14,14 +14,32 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// Creates the directory layout under `root`.
+    /// Creates the directory layout under `root`, and removes uploads a crashed process left half
+    /// written (older than a day, so another process's upload in progress is never touched).
     pub fn open(root: &Path) -> std::io::Result<Self> {
         for dir in ["originals", "variants", "tmp"] {
             std::fs::create_dir_all(root.join(dir))?;
         }
-        Ok(Self {
+        let storage = Self {
             root: root.to_path_buf(),
-        })
+        };
+        storage.remove_stale_uploads(std::time::Duration::from_secs(86_400));
+        Ok(storage)
+    }
+
+    fn remove_stale_uploads(&self, older_than: std::time::Duration) {
+        let Ok(entries) = std::fs::read_dir(self.root.join("tmp")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > older_than));
+            if stale && entry.path().extension().is_some_and(|e| e == "part") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -104,6 +122,26 @@ mod tests {
         Storage {
             root: PathBuf::from("/srv/px"),
         }
+    }
+
+    #[test]
+    fn opening_storage_removes_only_stale_partial_uploads() {
+        // A crashed upload's temp file is cleaned up; a fresh one (another process's) is left alone.
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let stale = storage.temp_upload();
+        let fresh = storage.temp_upload();
+        std::fs::write(&stale, b"old").unwrap();
+        std::fs::write(&fresh, b"new").unwrap();
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        Storage::open(dir.path()).unwrap();
+        assert!(!stale.exists() && fresh.exists());
     }
 
     #[test]

@@ -1,0 +1,74 @@
+//! The `pixdrop` binary as a user runs it: its own Redis when none is configured, and one clear
+//! line when no Redis can be had.
+
+use std::process::Command;
+
+fn pixdrop(storage: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pixdrop"));
+    command
+        .current_dir(storage)
+        .env_remove("PIXDROP__REDIS__URL")
+        .env("PIXDROP__STORAGE__DIR", storage)
+        .env("RUST_LOG", "warn");
+    command
+}
+
+#[test]
+fn without_a_redis_url_pixdrop_starts_and_stops_its_own_redis_server() {
+    // `check` passes against the embedded server, whose AOF lands under the storage directory.
+    let storage = tempfile::tempdir().unwrap();
+    let output = pixdrop(storage.path()).arg("check").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("ok (0 warnings)"), "{stdout}");
+    assert!(storage.path().join("redis/appendonlydir").is_dir());
+    // It shut its server down gracefully on the way out (SIGTERM, AOF flushed).
+    let log = std::fs::read_to_string(storage.path().join("redis/redis.log")).unwrap();
+    assert!(log.contains("ready to exit"), "{log}");
+}
+
+#[test]
+fn with_no_redis_to_reach_or_start_pixdrop_says_what_to_do_in_one_line_and_fails() {
+    let storage = tempfile::tempdir().unwrap();
+    let output = pixdrop(storage.path())
+        .env("PIXDROP__REDIS__SERVER_BINARY", "/nonexistent/redis-server")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("install Redis") && lines[0].contains("redis.url"),
+        "{stderr}"
+    );
+
+    let output = pixdrop(storage.path())
+        .env("PIXDROP__REDIS__URL", "redis://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot use the Redis at redis://127.0.0.1:1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_setting_is_refused_with_its_name() {
+    let storage = tempfile::tempdir().unwrap();
+    let output = pixdrop(storage.path())
+        .env("PIXDROP__WORKERS__CONCURRENCY", "many")
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("concurrency"), "{stderr}");
+}
