@@ -638,7 +638,8 @@
     const retryButton = button('Retry', `Retry ${item.name}`, 'btn btn-primary', () => retry(item));
     const removeButton = button('×', `Remove ${item.name} from the list`, 'btn btn-icon',
       () => removeItem(item));
-    actions.append(cancelButton, retryButton, removeButton);
+    actions.append(cancelButton, retryButton);
+    removeButton.classList.add('file-remove');
 
     let img = null;
     if (item.preview) {
@@ -654,7 +655,7 @@
     } else {
       media.append(extensionTile(item.name));
     }
-    li.append(media, body, actions);
+    li.append(media, body, actions, removeButton);
     return {
       li, media, img, badge, detail, progress, reason, note, variants, actions,
       cancelButton, retryButton, removeButton,
@@ -732,7 +733,7 @@
       case 'active':
         return {
           state: 'active', badge: 'Processing',
-          detail: `${job.progress || 0}%${job.step ? ` · ${job.step}` : ''}`,
+          detail: `${job.progress || 0}% · ${job.step || 'starting'}`,
           progress: job.progress || 0, progressLabel: label, cancel: true,
         };
       case 'retrying': {
@@ -786,7 +787,7 @@
     row.removeButton.hidden = !v.remove;
     row.cancelButton.disabled = item.busy;
     row.retryButton.disabled = item.busy;
-    row.actions.hidden = !(v.cancel || v.retry || v.remove);
+    row.actions.hidden = !(v.cancel || v.retry);
 
     renderResult(item, v.state === 'completed');
   }
@@ -823,7 +824,7 @@
     a.rel = 'noopener';
     const dims = variant.width ? `${variant.width}×${variant.height}` : '';
     const meta = [dims, formatBytes(variant.bytes)].filter(Boolean).join(' · ');
-    a.append(el('span', 'variant-name', variant.name), el('span', 'variant-meta', meta));
+    a.append(el('span', 'variant-name', variant.name), ' ', el('span', 'variant-meta', meta));
     const spoken = [variant.width ? `${variant.width} by ${variant.height} pixels` : '',
       formatBytes(variant.bytes)].filter(Boolean).join(', ');
     a.setAttribute('aria-label', `${variant.name}: ${spoken}`);
