@@ -380,9 +380,12 @@
     const answer = await request('POST', `/jobs/${encodeURIComponent(item.jobId)}/retry`);
     item.busy = false;
     if (answer.ok && answer.body) {
-      applyJob(item, answer.body);
+      // Queued again, whatever the answer says: a quick job may already have run and failed
+      // again by the time the server read it back, and that must count as a new state.
+      item.job = { ...item.job, state: 'queued', error: null, progress: 0, step: null };
       announce(`${item.name} queued again`);
-      follow(item);
+      applyJob(item, answer.body);
+      if (UNFINISHED.has(item.job.state)) follow(item);
     } else {
       item.note = `Could not retry: ${problemDetail(answer.body, answer.status)}.`;
       refresh(item);
