@@ -1,9 +1,10 @@
 //! The one place that wires pixdrop together: build (bind, connect, check), report the port, then
 //! run until a shutdown future resolves. Tests build it on port 0 with their own Redis.
 //!
-//! One process runs the HTTP API, the worker pool, or both (`Role`). Shutdown is one signal: mark
-//! the instance not ready, stop accepting connections and finish in-flight requests, and let the
-//! pool finish or hand back its jobs (see `queue::pool`).
+//! One process runs the HTTP API (with its websockets and their event hub), the worker pool, or
+//! both (`Role`). Shutdown is one signal: mark the instance not ready, close every websocket, stop
+//! accepting connections and finish in-flight requests, and let the pool finish or hand back its
+//! jobs (see `queue::pool`).
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -15,6 +16,9 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::config::Settings;
+use crate::events::EventHub;
+use crate::http::page::PublicLimits;
+use crate::http::ws::LiveState;
 use crate::http::{self, AppState};
 use crate::queue::{Queue, WorkerPool};
 use crate::redis_connect::redact;
@@ -42,8 +46,12 @@ impl Role {
 pub struct Application {
     /// The HTTP server and its port, unless worker-only.
     http: Option<(actix_web::dev::Server, u16)>,
+    /// The task relaying job events to this process's websockets, when it serves HTTP.
+    events: Option<tokio::task::JoinHandle<()>>,
     pool: Option<WorkerPool<ImageHandler>>,
     shutting_down: Arc<AtomicBool>,
+    /// Set to true to stop everything; dropping it (an application never run) stops the event task.
+    stop: watch::Sender<bool>,
 }
 
 impl Application {
@@ -65,7 +73,9 @@ impl Application {
             format!("cannot use storage.dir {}", settings.storage.dir.display())
         })?;
         let shutting_down = Arc::new(AtomicBool::new(false));
+        let (stop, stop_rx) = watch::channel(false);
 
+        let mut events = None;
         let http = if role.serves_http() {
             let listener = TcpListener::bind(&settings.server.bind)
                 .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
@@ -76,9 +86,24 @@ impl Application {
                 uploads: settings.uploads.clone(),
                 shutting_down: shutting_down.clone(),
             });
+            let (hub, relay) = EventHub::start(
+                queue.redis_client().clone(),
+                queue.keys().events().to_owned(),
+                settings.websocket.event_buffer,
+                stop_rx.clone(),
+            );
+            events = Some(relay);
+            let live = web::Data::new(LiveState {
+                hub,
+                settings: settings.websocket.clone(),
+                stop: stop_rx.clone(),
+            });
+            let limits = web::Data::new(PublicLimits::from_settings(settings));
             let server = HttpServer::new(move || {
                 App::new()
                     .app_data(state.clone())
+                    .app_data(live.clone())
+                    .app_data(limits.clone())
                     .wrap(tracing_actix())
                     .configure(http::routes)
             })
@@ -101,8 +126,10 @@ impl Application {
         });
         Ok(Self {
             http,
+            events,
             pool,
             shutting_down,
+            stop,
         })
     }
 
@@ -113,7 +140,7 @@ impl Application {
 
     /// Runs until `shutdown` resolves, then stops gracefully.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_rx = self.stop.subscribe();
         let http = self.http.map(|(server, _)| {
             let handle = server.handle();
             (tokio::spawn(server), handle)
@@ -127,13 +154,17 @@ impl Application {
         shutdown.await;
         tracing::info!("shutting down");
         self.shutting_down.store(true, Ordering::SeqCst);
-        let _ = stop_tx.send(true);
+        // Websockets close, the event relay and the pool stop.
+        let _ = self.stop.send(true);
         if let Some((server, handle)) = http {
             handle.stop(true).await;
             server.await??;
         }
         if let Some(pool) = pool {
             pool.await?;
+        }
+        if let Some(events) = self.events {
+            events.await?;
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ pub struct Settings {
     pub queue: QueueSettings,
     pub storage: StorageSettings,
     pub uploads: UploadSettings,
+    pub websocket: WebSocketSettings,
     /// Limits checked from an image's header before it is decoded.
     pub pipeline: Limits,
     /// The WebP variants made of every upload (`[[variants]]` tables).
@@ -34,6 +35,7 @@ impl Default for Settings {
             queue: QueueSettings::default(),
             storage: StorageSettings::default(),
             uploads: UploadSettings::default(),
+            websocket: WebSocketSettings::default(),
             pipeline: Limits::default(),
             variants: VariantSpec::defaults(),
         }
@@ -58,6 +60,44 @@ impl Default for UploadSettings {
             max_files: 20,
             max_body_bytes: 200 * 1024 * 1024,
         }
+    }
+}
+
+/// The live-progress websocket (`GET /ws`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSocketSettings {
+    /// How often the server pings each socket.
+    pub ping_interval_secs: u64,
+    /// A socket silent this long (no pong, no message) is closed.
+    pub idle_timeout_secs: u64,
+    /// Most jobs one socket may watch at once.
+    pub max_subscriptions: usize,
+    /// Largest message a client may send.
+    pub max_message_bytes: usize,
+    /// Events held for each socket before it counts as lagging and gets fresh snapshots instead.
+    pub event_buffer: usize,
+}
+
+impl Default for WebSocketSettings {
+    fn default() -> Self {
+        Self {
+            ping_interval_secs: 10,
+            idle_timeout_secs: 30,
+            max_subscriptions: 1000,
+            max_message_bytes: 64 * 1024,
+            event_buffer: 1024,
+        }
+    }
+}
+
+impl WebSocketSettings {
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ping_interval_secs.max(1))
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs.max(1))
     }
 }
 

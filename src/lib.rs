@@ -2,11 +2,14 @@
 //!
 //! A photo's way through: [`http`] streams the upload to [`storage`], sniffs it and enqueues a job;
 //! a worker of the [`queue`]'s pool runs [`worker::ImageHandler`], which runs the [`pipeline`] and
-//! writes the variants to storage; every state change is published as an event.
+//! writes the variants to storage; every state change is published as an event, which [`events`]
+//! relays to the browsers watching over a websocket.
 //!
 //! # Layout
 //! - [`app`]: wires everything: build, port, run until stopped. HTTP, workers, or both.
-//! - [`http`]: the API: upload, job status/cancel/retry, media, health; errors as problem+json.
+//! - [`http`]: the API: upload, job status/cancel/retry, media, health, the live websocket and the
+//!   page; errors as problem+json.
+//! - [`events`]: the one Redis SUBSCRIBE of a process, fanned out to its websockets.
 //! - [`worker`]: the image job a worker runs.
 //! - [`storage`]: generated paths for originals and variants under `storage.dir`.
 //! - [`config`]: typed settings from `config.toml` and `PIXDROP__SECTION__KEY` variables.
@@ -20,6 +23,7 @@
 
 pub mod app;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod pipeline;
 pub mod queue;

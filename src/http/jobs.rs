@@ -24,6 +24,8 @@ pub struct JobStatus {
     pub variants: Vec<Value>,
     pub created_at: String,
     pub updated_at: String,
+    /// Counts the job's changes: of two states of one job, the higher version is the later.
+    pub version: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,11 +70,12 @@ impl JobStatus {
             variants,
             created_at: rfc3339(record.created_at),
             updated_at: rfc3339(record.updated_at),
+            version: record.version,
         }
     }
 }
 
-fn rfc3339(ms: u64) -> String {
+pub(crate) fn rfc3339(ms: u64) -> String {
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     humantime::format_rfc3339_millis(at).to_string()
 }

@@ -1,11 +1,14 @@
-//! The HTTP API. Handlers parse and check input, talk to the queue and storage, and answer; they
-//! never run the image pipeline. Every error is `application/problem+json` (see `problem.rs`).
+//! The HTTP API and the page. Handlers parse and check input, talk to the queue and storage, and
+//! answer; they never run the image pipeline. Every error is `application/problem+json` (see
+//! `problem.rs`). `/ws` streams job events live (see `ws.rs`); `/` is the upload page.
 
 mod health;
 pub mod jobs;
 mod media;
+pub mod page;
 pub mod problem;
 mod upload;
+pub mod ws;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -34,6 +37,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/jobs/{id}/retry", web::post().to(jobs::retry))
         .route("/media/{tail:.*}", web::get().to(media::serve))
         .route("/media/{tail:.*}", web::head().to(media::serve))
+        .route("/ws", web::get().to(ws::connect))
+        .route("/limits", web::get().to(page::limits))
+        .route("/", web::get().to(page::index))
+        .route("/static/{path:.*}", web::get().to(page::file))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .default_service(web::to(not_found));

@@ -24,6 +24,29 @@ pub enum ImageFormat {
 }
 
 impl ImageFormat {
+    /// Every format pixdrop accepts.
+    pub const ALL: [Self; 6] = [
+        Self::Jpeg,
+        Self::Png,
+        Self::Gif,
+        Self::WebP,
+        Self::Bmp,
+        Self::Tiff,
+    ];
+
+    /// The file name extensions it usually comes with: only for hints to clients, since pixdrop
+    /// itself sniffs the bytes.
+    pub fn extensions(self) -> &'static [&'static str] {
+        match self {
+            Self::Jpeg => &["jpg", "jpeg", "jfif"],
+            Self::Png => &["png"],
+            Self::Gif => &["gif"],
+            Self::WebP => &["webp"],
+            Self::Bmp => &["bmp"],
+            Self::Tiff => &["tif", "tiff"],
+        }
+    }
+
     /// The IANA media type, e.g. `image/jpeg`.
     pub fn mime(self) -> &'static str {
         match self {

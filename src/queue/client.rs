@@ -226,6 +226,24 @@ impl Queue {
         Ok(JobRecord::from_hash(*id, hash))
     }
 
+    /// The records of many jobs in one round trip, in the order asked; `None` where unknown.
+    pub async fn jobs(&self, ids: &[JobId]) -> QueueResult<Vec<Option<JobRecord>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(self.inner.keys.job(id));
+        }
+        let mut conn = self.conn().await?;
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut *conn).await?;
+        Ok(ids
+            .iter()
+            .zip(hashes)
+            .map(|(id, hash)| JobRecord::from_hash(*id, hash))
+            .collect())
+    }
+
     /// Cancels a queued, retrying or active job (an active job's worker is fenced off).
     pub async fn cancel(&self, id: &JobId) -> QueueResult<CancelOutcome> {
         let keys = &self.inner.keys;

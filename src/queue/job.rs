@@ -128,6 +128,8 @@ pub struct JobRecord {
     pub updated_at: u64,
     /// When a retrying job becomes due.
     pub due_at: Option<u64>,
+    /// Counts the job's transitions: a later state has a higher version (see `JobEvent::version`).
+    pub version: u64,
 }
 
 impl JobRecord {
@@ -154,6 +156,7 @@ impl JobRecord {
             finished_at: num(&h, "finished_at"),
             updated_at: num(&h, "updated_at").unwrap_or(0),
             due_at: num(&h, "due_at"),
+            version: num(&h, "version").unwrap_or(0),
             step: h.remove("step"),
             error,
             payload: json(h.remove("payload")).unwrap_or(serde_json::Value::Null),
@@ -176,6 +179,10 @@ pub struct JobEvent {
     pub result: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_at: Option<u64>,
+    /// The record's version after this transition: an event whose version is not above that of a
+    /// record read earlier is already reflected in it.
+    #[serde(default)]
+    pub version: u64,
     pub updated_at: u64,
 }
 

@@ -28,5 +28,6 @@ pub use job::{ErrorInfo, ErrorKind, InvalidJobId, JobError, JobEvent, JobId, Job
 pub use keys::Keys;
 pub use pool::{Handler, WorkerPool};
 pub use progress::Progress;
+pub(crate) use reconnect::ReconnectDelay;
 pub use server_check::{ServerCheckError, ServerReport};
 pub use worker_conn::{Claim, Claimed, Settled, WorkerConn};

@@ -17,8 +17,46 @@ pub struct TestApp {
     pub settings: Settings,
     pub redis: TestRedis,
     pub storage: tempfile::TempDir,
+    process: Process,
+}
+
+/// One pixdrop process (an `Application` run on its own task), as a test starts and stops it.
+pub struct Process {
+    /// `http://127.0.0.1:PORT`, or empty for a worker-only process.
+    pub address: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Process {
+    pub async fn start(settings: &Settings, redis_url: &str, role: Role) -> Self {
+        let app = Application::build(settings, redis_url, role)
+            .await
+            .expect("app builds");
+        let address = app
+            .port()
+            .map(|port| format!("http://127.0.0.1:{port}"))
+            .unwrap_or_default();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        Self {
+            address,
+            stop: Some(tx),
+            running: Some(running),
+        }
+    }
+
+    /// Stops gracefully, as SIGTERM would.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running.await.unwrap().unwrap();
+        }
+    }
 }
 
 pub fn test_settings(storage: &std::path::Path) -> Settings {
@@ -47,8 +85,11 @@ impl TestApp {
             settings,
             redis,
             storage,
-            stop: None,
-            running: None,
+            process: Process {
+                address: String::new(),
+                stop: None,
+                running: None,
+            },
         };
         app.start(role).await;
         app
@@ -56,27 +97,20 @@ impl TestApp {
 
     /// Starts (again) a pixdrop process on the same Redis and storage.
     pub async fn start(&mut self, role: Role) {
-        let app = Application::build(&self.settings, &self.redis.url(), role)
-            .await
-            .expect("app builds");
-        if let Some(port) = app.port() {
-            self.address = format!("http://127.0.0.1:{port}");
+        self.process = Process::start(&self.settings, &self.redis.url(), role).await;
+        if !self.process.address.is_empty() {
+            self.address = self.process.address.clone();
         }
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        self.stop = Some(tx);
-        self.running = Some(tokio::spawn(app.run_until_stopped(async {
-            let _ = rx.await;
-        })));
+    }
+
+    /// Another pixdrop process on the same Redis and storage, as a second instance would be.
+    pub async fn sibling(&self, role: Role) -> Process {
+        Process::start(&self.settings, &self.redis.url(), role).await
     }
 
     /// Stops gracefully, as SIGTERM would.
     pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(running) = self.running.take() {
-            running.await.unwrap().unwrap();
-        }
+        self.process.stop().await;
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -97,6 +131,14 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Uploads one JPEG as `photo.jpg`, expecting 202, and returns its job id.
+    pub async fn upload_one(&self, bytes: Vec<u8>) -> String {
+        let response = self.upload(vec![("file", "photo.jpg", bytes)]).await;
+        assert_eq!(response.status(), 202);
+        let body: Value = response.json().await.unwrap();
+        body["jobs"][0]["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn job(&self, id: &str) -> Value {

@@ -5,20 +5,13 @@ use serde_json::Value;
 
 use crate::helpers::{TestApp, jpeg};
 
-async fn upload_one(app: &TestApp, bytes: Vec<u8>) -> String {
-    let response = app.upload(vec![("file", "photo.jpg", bytes)]).await;
-    assert_eq!(response.status(), 202);
-    let body: Value = response.json().await.unwrap();
-    body["jobs"][0]["id"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn a_truncated_jpeg_fails_permanently_with_its_reason_and_can_be_retried() {
     // One attempt, failed with a code and words; retry puts it back (and it fails again, once).
     let app = TestApp::spawn(Role::All).await;
     let mut cut = jpeg(400, 300);
     cut.truncate(cut.len() / 2);
-    let id = upload_one(&app, cut).await;
+    let id = app.upload_one(cut).await;
     let failed = app.wait_for(&id, &["failed", "completed"]).await;
     assert_eq!(failed["state"], "failed");
     assert_eq!(failed["attempts"], 1, "a permanent error is not retried");
@@ -40,7 +33,7 @@ async fn a_truncated_jpeg_fails_permanently_with_its_reason_and_can_be_retried()
 async fn a_queued_job_can_be_cancelled_and_a_finished_one_cannot() {
     // HTTP-only: nobody runs the job, so it stays queued until cancelled; then 409 on repeat.
     let app = TestApp::spawn(Role::HttpOnly).await;
-    let id = upload_one(&app, jpeg(20, 20)).await;
+    let id = app.upload_one(jpeg(20, 20)).await;
     let response = app
         .client
         .delete(app.url(&format!("/jobs/{id}")))
@@ -64,7 +57,7 @@ async fn a_queued_job_can_be_cancelled_and_a_finished_one_cannot() {
 #[tokio::test]
 async fn retrying_a_job_that_has_not_failed_is_a_409() {
     let app = TestApp::spawn(Role::HttpOnly).await;
-    let id = upload_one(&app, jpeg(20, 20)).await;
+    let id = app.upload_one(jpeg(20, 20)).await;
     let response = app
         .client
         .post(app.url(&format!("/jobs/{id}/retry")))

@@ -8,4 +8,6 @@ mod helpers;
 mod errors;
 mod jobs;
 mod media;
+mod page;
 mod upload;
+mod ws;

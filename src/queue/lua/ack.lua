@@ -11,7 +11,7 @@ local job, status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'completed')
 local answer
 if status == 'held' then
   redis.call('HSET', KEYS[1], 'state', 'completed', 'result', ARGV[5], 'progress', 100,
-    'finished_at', ARGV[4], 'updated_at', ARGV[4])
+    'finished_at', ARGV[4], 'updated_at', ARGV[4], 'version', next_version(job))
   clear(KEYS[1], job, 'error_code', 'error_detail', 'step')
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
   job.state, job.progress, job.step, job.error_code = 'completed', 100, nil, nil

@@ -20,6 +20,7 @@ job.attempts = tonumber(job.attempts) + 1
 job.lease = tostring(tonumber(job.lease) + 1)
 job.progress = 0
 redis.call('HSET', KEYS[1], 'state', 'active', 'attempts', job.attempts, 'lease', job.lease,
-  'owner', ARGV[2], 'started_at', ARGV[3], 'updated_at', ARGV[3], 'progress', 0)
+  'owner', ARGV[2], 'started_at', ARGV[3], 'updated_at', ARGV[3], 'progress', 0,
+  'version', next_version(job))
 publish_event(ARGV[4], ARGV[1], job, ARGV[3])
 return {'active', job.lease, tostring(job.attempts), job.max_attempts, job.payload}

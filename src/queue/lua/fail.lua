@@ -8,7 +8,7 @@ local job, status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'failed')
 if status == 'done' then return {1} end
 if status ~= 'held' then return {0, status} end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error_code', ARGV[5], 'error_detail', ARGV[6],
-  'finished_at', ARGV[4], 'updated_at', ARGV[4])
+  'finished_at', ARGV[4], 'updated_at', ARGV[4], 'version', next_version(job))
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 job.state, job.error_code, job.error_detail = 'failed', ARGV[5], ARGV[6]
 publish_event(ARGV[8], ARGV[1], job, ARGV[4])

@@ -10,7 +10,7 @@ if status ~= 'held' then return {0, status} end
 clear(KEYS[1], job, 'step')
 job.state, job.attempts, job.progress, job.step = 'queued', tonumber(job.attempts) - 1, 0, nil
 redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', job.attempts, 'progress', 0,
-  'updated_at', ARGV[4])
+  'updated_at', ARGV[4], 'version', next_version(job))
 redis.call('RPUSH', KEYS[3], ARGV[1])
 publish_event(ARGV[5], ARGV[1], job, ARGV[4])
 return {1}

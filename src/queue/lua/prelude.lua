@@ -6,10 +6,19 @@
 -- command, so the hot scripts read everything they need in this one call.
 local function read_job(job_key, with_payload)
   local f = redis.call('HMGET', job_key, 'state', 'attempts', 'max_attempts', 'progress', 'step',
-    'error_code', 'error_detail', 'owner', 'lease', with_payload and 'payload' or 'state')
+    'error_code', 'error_detail', 'owner', 'lease', 'version',
+    with_payload and 'payload' or 'state')
   return { state = f[1], attempts = f[2], max_attempts = f[3], progress = f[4], step = f[5],
-    error_code = f[6], error_detail = f[7], owner = f[8], lease = f[9],
-    payload = with_payload and f[10] or nil }
+    error_code = f[6], error_detail = f[7], owner = f[8], lease = f[9], version = f[10],
+    payload = with_payload and f[11] or nil }
+end
+
+-- The job's next version. Every transition stores it with its HSET (the job was read anyway, so
+-- this costs no call) and publishes it, so a subscriber can tell an event older than a snapshot it
+-- read from one that is newer, whatever the clocks of the processes involved.
+local function next_version(job)
+  job.version = (tonumber(job.version) or 0) + 1
+  return job.version
 end
 
 -- Deletes the named fields that the job has (a no-op HDEL still costs a call).
@@ -42,7 +51,8 @@ local function publish_event(channel, id, job, now, result, due_at)
   redis.call('PUBLISH', channel, '{"id":"' .. id .. '","state":"' .. job.state ..
     '","attempts":' .. (job.attempts or 0) .. ',"max_attempts":' .. (job.max_attempts or 0) ..
     ',"progress":' .. (job.progress or 0) .. ',"step":' .. json_or_null(job.step) ..
-    ',"error":' .. error .. extra .. ',"updated_at":' .. now .. '}')
+    ',"error":' .. error .. extra .. ',"version":' .. (job.version or 0) ..
+    ',"updated_at":' .. now .. '}')
 end
 
 -- The fence: a worker may change a job only while it still holds the lease it was given.
@@ -59,8 +69,10 @@ local function lease_status(job_key, owner, lease, done_state)
   return job, job.state
 end
 
--- Publishes the job as it is stored now (for the less frequent transitions).
+-- Publishes the job as it is stored now, after counting a new version (for the less frequent
+-- transitions, which do not read the job beforehand).
 local function publish_current(channel, job_key, id, now)
+  redis.call('HINCRBY', job_key, 'version', 1)
   local job = read_job(job_key)
   local result, due_at
   if job.state == 'completed' then result = redis.call('HGET', job_key, 'result') end

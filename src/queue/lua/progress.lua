@@ -5,7 +5,8 @@
 -- Returns: 1 recorded; 0 the lease is lost (cancelled or reaped): nothing changed
 local job, status = lease_status(KEYS[1], ARGV[2], ARGV[3], '')
 if status ~= 'held' then return 0 end
-redis.call('HSET', KEYS[1], 'progress', ARGV[5], 'step', ARGV[6], 'updated_at', ARGV[4])
+redis.call('HSET', KEYS[1], 'progress', ARGV[5], 'step', ARGV[6], 'updated_at', ARGV[4],
+  'version', next_version(job))
 job.progress = ARGV[5]
 job.step = ARGV[6]
 publish_event(ARGV[7], ARGV[1], job, ARGV[4])

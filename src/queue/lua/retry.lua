@@ -8,7 +8,7 @@ local job, status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'retrying')
 if status == 'done' then return {1} end
 if status ~= 'held' then return {0, status} end
 redis.call('HSET', KEYS[1], 'state', 'retrying', 'due_at', ARGV[5], 'error_code', ARGV[6],
-  'error_detail', ARGV[7], 'updated_at', ARGV[4])
+  'error_detail', ARGV[7], 'updated_at', ARGV[4], 'version', next_version(job))
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
 job.state, job.error_code, job.error_detail = 'retrying', ARGV[6], ARGV[7]
 publish_event(ARGV[8], ARGV[1], job, ARGV[4], nil, ARGV[5])

@@ -1,0 +1,365 @@
+//! `GET /ws`: live job progress over a websocket.
+//!
+//! A client watches jobs by sending `{"subscribe": ["id", ...]}` (or with `?job=ID` in the URL) and
+//! stops with `{"unsubscribe": [...]}`. For each job it watches it first gets a `snapshot` (the job
+//! status of `GET /jobs/{id}`), then an `event` for every later change, in order. Events carry the
+//! fields that change (state, progress, step, error, and on completion the variants) under the
+//! same names as the status, so a page renders both the same way. Problems with a message come
+//! back as an `error` message; the socket stays open.
+//!
+//! Each socket is one task on the HTTP worker's thread. It reads the process's event broadcast (see
+//! `events.rs`) and keeps only the jobs it watches. Every snapshot and event carries the job's
+//! `version`; an event already reflected in the snapshot sent before it is skipped, so a client
+//! never sees a job go back in time. When the socket lags behind the broadcast, or the hub
+//! resubscribed to Redis (events may have been lost), it sends fresh snapshots instead.
+//!
+//! The server pings every `ping_interval`; a socket silent for `idle_timeout` is closed, as is one
+//! that cannot take messages for that long. On shutdown every socket is closed with 1001 (going
+//! away), so a graceful stop never waits on open sockets.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
+
+use super::AppState;
+use super::jobs::{JobStatus, rfc3339};
+use super::problem::Problem;
+use crate::config::WebSocketSettings;
+use crate::events::{Broadcast, EventHub, stopped};
+use crate::queue::{ErrorInfo, JobEvent, JobId, JobState, Queue};
+
+/// What the websocket route needs beyond `AppState`.
+pub struct LiveState {
+    pub hub: EventHub,
+    pub settings: WebSocketSettings,
+    /// Turns true when the process shuts down: every socket closes.
+    pub stop: watch::Receiver<bool>,
+}
+
+/// A message from the client.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientMessage {
+    #[serde(default)]
+    subscribe: Vec<String>,
+    #[serde(default)]
+    unsubscribe: Vec<String>,
+}
+
+/// A message to the client.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum ServerMessage<'a> {
+    Snapshot(JobStatus),
+    Event(EventMessage<'a>),
+    Error {
+        code: &'static str,
+        detail: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+}
+
+/// An event, under the names of the job status.
+#[derive(Debug, Serialize)]
+struct EventMessage<'a> {
+    id: JobId,
+    state: JobState,
+    attempts: u32,
+    max_attempts: u32,
+    progress: u8,
+    step: Option<&'a str>,
+    error: Option<&'a ErrorInfo>,
+    /// On completion only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variants: Option<&'a Value>,
+    /// While retrying only: when the next attempt is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    due_at: Option<String>,
+    version: u64,
+    updated_at: String,
+}
+
+impl<'a> EventMessage<'a> {
+    fn new(event: &'a JobEvent) -> Self {
+        Self {
+            id: event.id,
+            state: event.state,
+            attempts: event.attempts,
+            max_attempts: event.max_attempts,
+            progress: event.progress,
+            step: event.step.as_deref(),
+            error: event.error.as_ref(),
+            variants: event.result.as_ref().map(|r| &r["variants"]),
+            due_at: event.due_at.map(rfc3339),
+            version: event.version,
+            updated_at: rfc3339(event.updated_at),
+        }
+    }
+}
+
+pub async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    live: web::Data<LiveState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    if *live.stop.borrow() {
+        return Err(Problem::unavailable("pixdrop is shutting down").into());
+    }
+    // `?job=A&job=B`: the jobs to watch from the start.
+    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|e| Problem::bad_request("bad-query", format!("cannot read the query: {e}")))?;
+    let initial: Vec<String> = query
+        .into_inner()
+        .into_iter()
+        .filter(|(key, _)| key == "job")
+        .map(|(_, id)| id)
+        .collect();
+
+    let (response, session, messages) = actix_ws::handle(&req, body)?;
+    let limit = live.settings.max_message_bytes;
+    let messages = messages
+        .max_frame_size(limit)
+        .aggregate_continuations()
+        .max_continuation_size(limit);
+    let socket = Socket {
+        session,
+        queue: state.queue.clone(),
+        settings: live.settings.clone(),
+        watched: HashMap::new(),
+        last_heard: Instant::now(),
+    };
+    // The message stream is not `Send`: the socket lives on this HTTP worker's thread.
+    actix_web::rt::spawn(socket.run(messages, live.hub.subscribe(), live.stop.clone(), initial));
+    Ok(response)
+}
+
+/// One open websocket.
+struct Socket {
+    session: Session,
+    queue: Queue,
+    settings: WebSocketSettings,
+    /// The jobs this socket watches, each with the version last sent (0 before its snapshot).
+    watched: HashMap<JobId, u64>,
+    /// When the client last sent anything (a message, a pong).
+    last_heard: Instant,
+}
+
+/// Why a socket ends.
+enum End {
+    /// The client left, or cannot be written to: nothing more to send.
+    Gone,
+    /// Close with this code and reason.
+    Close(CloseCode, &'static str),
+}
+
+impl Socket {
+    async fn run(
+        mut self,
+        mut messages: AggregatedMessageStream,
+        mut events: broadcast::Receiver<Broadcast>,
+        mut stop: watch::Receiver<bool>,
+        initial: Vec<String>,
+    ) {
+        let mut ping = tokio::time::interval(self.settings.ping_interval());
+        ping.reset();
+        let mut end = self.subscribe(initial).await.err();
+        while end.is_none() {
+            let step = tokio::select! {
+                message = messages.recv() => self.on_message(message).await,
+                event = events.recv() => self.on_broadcast(event).await,
+                _ = ping.tick() => self.on_ping_tick().await,
+                _ = stopped(&mut stop) => Err(End::Close(CloseCode::Away, "pixdrop is shutting down")),
+            };
+            end = step.err();
+        }
+        if let Some(End::Close(code, reason)) = end {
+            let reason = CloseReason {
+                code,
+                description: Some(reason.to_owned()),
+            };
+            let _ = self.session.close(Some(reason)).await;
+        }
+    }
+
+    async fn on_message(
+        &mut self,
+        message: Option<Result<AggregatedMessage, actix_ws::ProtocolError>>,
+    ) -> Result<(), End> {
+        self.last_heard = Instant::now();
+        match message {
+            None => Err(End::Gone),
+            Some(Ok(AggregatedMessage::Text(text))) => self.on_text(&text).await,
+            Some(Ok(AggregatedMessage::Binary(_))) => {
+                self.error(
+                    "bad-message",
+                    "binary messages are not understood; send JSON text".into(),
+                    None,
+                )
+                .await
+            }
+            Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                self.session.pong(&bytes).await.map_err(|_| End::Gone)
+            }
+            Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
+            Some(Ok(AggregatedMessage::Close(_))) => Err(End::Close(CloseCode::Normal, "bye")),
+            Some(Err(actix_ws::ProtocolError::Overflow)) => Err(End::Close(
+                CloseCode::Size,
+                "message too large (see websocket.max_message_bytes)",
+            )),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "websocket protocol error");
+                Err(End::Close(CloseCode::Protocol, "websocket protocol error"))
+            }
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<(), End> {
+        let message = match serde_json::from_str::<ClientMessage>(text) {
+            Ok(m) if !m.subscribe.is_empty() || !m.unsubscribe.is_empty() => m,
+            Ok(_) => {
+                let detail = r#"nothing to do: send {"subscribe": ["job id", ...]} or {"unsubscribe": [...]}"#;
+                return self.error("bad-message", detail.into(), None).await;
+            }
+            Err(e) => {
+                let detail = format!(
+                    r#"expected {{"subscribe": ["job id", ...]}} or {{"unsubscribe": [...]}}: {e}"#
+                );
+                return self.error("bad-message", detail, None).await;
+            }
+        };
+        for raw in &message.unsubscribe {
+            if let Ok(id) = raw.parse::<JobId>() {
+                self.watched.remove(&id);
+            }
+        }
+        self.subscribe(message.subscribe).await
+    }
+
+    /// Starts watching `raw` ids and sends their snapshots.
+    async fn subscribe(&mut self, raw: Vec<String>) -> Result<(), End> {
+        let mut ids = Vec::with_capacity(raw.len());
+        for raw in raw {
+            match raw.parse::<JobId>() {
+                Ok(id) => {
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+                Err(_) => {
+                    let detail = format!("{raw:?} is not a job id");
+                    self.error("not-found", detail, Some(raw)).await?;
+                }
+            }
+        }
+        let new = ids.iter().filter(|id| !self.watched.contains_key(id));
+        if self.watched.len() + new.count() > self.settings.max_subscriptions {
+            let detail = format!(
+                "a socket may watch at most {} jobs; unsubscribe from finished ones first",
+                self.settings.max_subscriptions
+            );
+            return self.error("too-many-subscriptions", detail, None).await;
+        }
+        for id in &ids {
+            self.watched.entry(*id).or_insert(0);
+        }
+        self.send_snapshots(ids).await
+    }
+
+    /// Sends the current state of `ids`. A job that no longer exists is no longer watched. When
+    /// Redis cannot answer, the jobs stay watched: the hub's resync after Redis returns sends them.
+    async fn send_snapshots(&mut self, ids: Vec<JobId>) -> Result<(), End> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let records = match self.queue.jobs(&ids).await {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read job snapshots");
+                let detail = "cannot read the jobs' state now (Redis is unavailable); \
+                              snapshots follow when it is back";
+                return self.error("unavailable", detail.into(), None).await;
+            }
+        };
+        for (id, record) in ids.into_iter().zip(records) {
+            let Some(record) = record else {
+                self.watched.remove(&id);
+                let detail = format!("no job {id} (unknown, or expired)");
+                self.error("not-found", detail, Some(id.to_string()))
+                    .await?;
+                continue;
+            };
+            self.watched.insert(id, record.version);
+            let snapshot = JobStatus::from_record(record);
+            self.send(&ServerMessage::Snapshot(snapshot)).await?;
+        }
+        Ok(())
+    }
+
+    /// Every watched job's state, afresh.
+    async fn resync(&mut self) -> Result<(), End> {
+        let ids: Vec<JobId> = self.watched.keys().copied().collect();
+        // Chunks keep each Redis round trip, and the time between two polls of the socket, short.
+        for chunk in ids.chunks(100) {
+            self.send_snapshots(chunk.to_vec()).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_broadcast(&mut self, received: Result<Broadcast, RecvError>) -> Result<(), End> {
+        match received {
+            Ok(Broadcast::Event(event)) => {
+                let Some(sent) = self.watched.get_mut(&event.id) else {
+                    return Ok(());
+                };
+                // Already in the snapshot this socket got (or an older event from before it).
+                if event.version != 0 && event.version <= *sent {
+                    return Ok(());
+                }
+                *sent = event.version;
+                self.send(&ServerMessage::Event(EventMessage::new(&event)))
+                    .await
+            }
+            Ok(Broadcast::Resync) => self.resync().await,
+            Err(RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, "websocket lagged; sending snapshots");
+                self.resync().await
+            }
+            Err(RecvError::Closed) => Err(End::Close(CloseCode::Away, "pixdrop is shutting down")),
+        }
+    }
+
+    async fn on_ping_tick(&mut self) -> Result<(), End> {
+        if self.last_heard.elapsed() >= self.settings.idle_timeout() {
+            return Err(End::Close(CloseCode::Policy, "no answer to pings"));
+        }
+        self.session.ping(b"").await.map_err(|_| End::Gone)
+    }
+
+    async fn error(
+        &mut self,
+        code: &'static str,
+        detail: String,
+        id: Option<String>,
+    ) -> Result<(), End> {
+        self.send(&ServerMessage::Error { code, detail, id }).await
+    }
+
+    /// Sends one message. A client that has not taken it within the idle timeout is gone (the
+    /// session's buffer stays full when the client stops reading).
+    async fn send(&mut self, message: &ServerMessage<'_>) -> Result<(), End> {
+        let text = serde_json::to_string(message).expect("messages serialise");
+        match tokio::time::timeout(self.settings.idle_timeout(), self.session.text(text)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::Close(CloseCode::Policy, "not reading messages")),
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! The live-progress websocket: snapshots first, then every change in order; sockets on two
+//! processes; Redis restarted under an open socket; bad messages; limits; pings; shutdown.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use pixdrop::app::Role;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+use crate::helpers::{TestApp, jpeg};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens `/ws` (with `query`, e.g. `?job=ID`) on the process at `address` (`http://host:port`).
+async fn open(address: &str, query: &str) -> Socket {
+    let url = format!("{}/ws{query}", address.replacen("http", "ws", 1));
+    let (socket, response) = connect_async(url).await.expect("websocket opens");
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .unwrap();
+}
+
+/// The next JSON message, skipping pings; fails the test on close or after 30 s.
+async fn next(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(30), socket.next())
+            .await
+            .expect("a message within 30 s")
+            .expect("the socket is open")
+            .expect("a valid frame");
+        match frame {
+            Message::Text(text) => return serde_json::from_str(&text).expect("JSON messages"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Every message about `id` until one says it is `state`; fails on messages about other jobs.
+async fn until_state(socket: &mut Socket, id: &str, state: &str) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let message = next(socket).await;
+        assert_eq!(message["id"], id, "only the watched job: {message}");
+        let done = message["state"] == state;
+        seen.push(message);
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// The close frame's code, reading past pings and any messages still queued.
+async fn close_code(socket: &mut Socket) -> CloseCode {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("closed within 10 s");
+        match frame {
+            Some(Ok(Message::Close(Some(close)))) => return close.code,
+            Some(Ok(Message::Close(None))) | None => panic!("closed without a code"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("socket failed instead of closing: {e}"),
+        }
+    }
+}
+
+fn versions(messages: &[Value]) -> Vec<u64> {
+    messages
+        .iter()
+        .map(|m| m["version"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_socket_that_subscribes_after_the_job_finished_gets_its_final_snapshot() {
+    // The event is long gone; the snapshot says completed, with the variants, shaped as GET /jobs.
+    let app = TestApp::spawn(Role::All).await;
+    let id = app.upload_one(jpeg(640, 480)).await;
+    let status = app.wait_for(&id, &["completed"]).await;
+
+    let mut socket = open(&app.address, &format!("?job={id}")).await;
+    let snapshot = next(&mut socket).await;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["state"], "completed");
+    assert_eq!(snapshot["variants"], status["variants"]);
+    assert_eq!(snapshot["original"], status["original"]);
+    assert_eq!(snapshot["version"], status["version"]);
+}
+
+#[tokio::test]
+async fn a_socket_gets_the_snapshot_then_every_change_in_order() {
+    // HTTP only at first, so the job waits queued; workers then start in another process.
+    let app = TestApp::spawn(Role::HttpOnly).await;
+    let id = app.upload_one(jpeg(800, 600)).await;
+    let mut socket = open(&app.address, "").await;
+    send(&mut socket, json!({ "subscribe": [id] })).await;
+    let snapshot = next(&mut socket).await;
+    assert_eq!(
+        (&snapshot["type"], &snapshot["state"]),
+        (&json!("snapshot"), &json!("queued"))
+    );
+
+    let mut workers = app.sibling(Role::WorkerOnly).await;
+    let events = until_state(&mut socket, &id, "completed").await;
+    assert!(events.iter().all(|e| e["type"] == "event"));
+    assert_eq!(events[0]["state"], "active");
+    let steps: Vec<&str> = events.iter().filter_map(|e| e["step"].as_str()).collect();
+    assert!(
+        steps.contains(&"decoded"),
+        "progress steps are streamed: {steps:?}"
+    );
+    let mut all = vec![snapshot];
+    all.extend(events.iter().cloned());
+    let versions = versions(&all);
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "in order, once each: {versions:?}"
+    );
+    let progress: Vec<u64> = events
+        .iter()
+        .map(|e| e["progress"].as_u64().unwrap())
+        .collect();
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]),
+        "progress only grows: {progress:?}"
+    );
+
+    let done = events.last().unwrap();
+    assert_eq!(done["progress"], 100);
+    let variants = done["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 2);
+    for variant in variants {
+        let url = variant["url"].as_str().unwrap();
+        let response = app.client.get(app.url(url)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{url} is served");
+    }
+    workers.stop().await;
+}
+
+#[tokio::test]
+async fn sockets_on_two_processes_both_see_every_event_of_a_job_run_by_another() {
+    // A and B serve HTTP only; the jobs run in a third, worker-only process. Each event reaches
+    // both processes through their one Redis subscription, and each fans it out to its socket.
+    let app = TestApp::spawn(Role::HttpOnly).await;
+    let mut other = app.sibling(Role::HttpOnly).await;
+    let through_a = app.upload_one(jpeg(300, 200)).await;
+    let mut on_a = open(&app.address, &format!("?job={through_a}")).await;
+    let mut on_b = open(&other.address, &format!("?job={through_a}")).await;
+    let through_b = app.upload_one(jpeg(200, 300)).await;
+    for socket in [&mut on_a, &mut on_b] {
+        assert_eq!(next(socket).await["state"], "queued");
+        send(socket, json!({ "subscribe": [through_b] })).await;
+    }
+
+    let mut workers = app.sibling(Role::WorkerOnly).await;
+    for socket in [&mut on_a, &mut on_b] {
+        let mut done = Vec::new();
+        while done.len() < 2 {
+            let message = next(socket).await;
+            if message["state"] == "completed" {
+                assert_eq!(message["type"], "event", "seen live, not read afterwards");
+                done.push(message["id"].as_str().unwrap().to_owned());
+            }
+        }
+        done.sort();
+        let mut expected = vec![through_a.clone(), through_b.clone()];
+        expected.sort();
+        assert_eq!(done, expected);
+    }
+    workers.stop().await;
+    other.stop().await;
+}
+
+#[tokio::test]
+async fn sockets_survive_a_redis_restart_and_end_with_the_current_state() {
+    // One socket watches through the restart; another subscribes while Redis is down and is told
+    // so, then gets the snapshot once Redis is back. Both see the job complete.
+    let mut app = TestApp::spawn(Role::HttpOnly).await;
+    let id = app.upload_one(jpeg(400, 300)).await;
+    let mut before = open(&app.address, &format!("?job={id}")).await;
+    assert_eq!(next(&mut before).await["state"], "queued");
+
+    app.redis.server.stop();
+    let mut during = open(&app.address, &format!("?job={id}")).await;
+    let told = next(&mut during).await;
+    assert_eq!(
+        (&told["type"], &told["code"]),
+        (&json!("error"), &json!("unavailable"))
+    );
+    app.redis
+        .server
+        .restart()
+        .expect("redis restarts from its AOF");
+
+    // The hub resubscribes and both sockets get a fresh snapshot of the (still queued) job.
+    for socket in [&mut before, &mut during] {
+        let resync = next(socket).await;
+        assert_eq!(
+            (&resync["type"], &resync["state"]),
+            (&json!("snapshot"), &json!("queued"))
+        );
+    }
+    let mut workers = app.sibling(Role::WorkerOnly).await;
+    for socket in [&mut before, &mut during] {
+        until_state(socket, &id, "completed").await;
+    }
+    workers.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_messages_get_error_messages_and_the_socket_stays_usable() {
+    let app = TestApp::spawn(Role::HttpOnly).await;
+    let id = app.upload_one(jpeg(20, 20)).await;
+    let mut socket = open(&app.address, "").await;
+
+    let garbage = [
+        Message::text("not json"),
+        Message::text(r#"{"subscribe": "one id"}"#),
+        Message::text(r#"{"watch": ["x"]}"#),
+        Message::text("{}"),
+        Message::binary(vec![0u8, 159, 146, 150]),
+    ];
+    for message in garbage {
+        socket.send(message).await.unwrap();
+        let answer = next(&mut socket).await;
+        assert_eq!(
+            (&answer["type"], &answer["code"]),
+            (&json!("error"), &json!("bad-message"))
+        );
+        assert!(!answer["detail"].as_str().unwrap().is_empty());
+    }
+
+    let unknown = "0190f1f2-0000-7000-8000-000000000000";
+    send(
+        &mut socket,
+        json!({ "subscribe": ["../../etc/passwd", unknown] }),
+    )
+    .await;
+    for expected in ["../../etc/passwd", unknown] {
+        let answer = next(&mut socket).await;
+        assert_eq!(
+            (&answer["code"], &answer["id"]),
+            (&json!("not-found"), &json!(expected))
+        );
+    }
+
+    send(&mut socket, json!({ "subscribe": [id] })).await;
+    let snapshot = next(&mut socket).await;
+    assert_eq!(
+        (&snapshot["type"], &snapshot["id"]),
+        (&json!("snapshot"), &json!(id))
+    );
+}
+
+#[tokio::test]
+async fn a_socket_watches_no_more_jobs_than_its_limit() {
+    let app = TestApp::spawn_with(Role::HttpOnly, |s| s.websocket.max_subscriptions = 2).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.upload_one(jpeg(20, 20)).await);
+    }
+    let mut socket = open(&app.address, "").await;
+    send(&mut socket, json!({ "subscribe": ids })).await;
+    let answer = next(&mut socket).await;
+    assert_eq!(answer["code"], "too-many-subscriptions");
+
+    // Two fit; after unsubscribing one, the third fits too.
+    send(&mut socket, json!({ "subscribe": &ids[..2] })).await;
+    for id in &ids[..2] {
+        assert_eq!(next(&mut socket).await["id"], json!(id));
+    }
+    send(
+        &mut socket,
+        json!({ "unsubscribe": [ids[0]], "subscribe": [ids[2]] }),
+    )
+    .await;
+    let snapshot = next(&mut socket).await;
+    assert_eq!(
+        (&snapshot["type"], &snapshot["id"]),
+        (&json!("snapshot"), &json!(ids[2]))
+    );
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_closes_the_socket_with_1009() {
+    let app = TestApp::spawn_with(Role::HttpOnly, |s| s.websocket.max_message_bytes = 1024).await;
+    let mut socket = open(&app.address, "").await;
+    let huge = json!({ "subscribe": vec!["0190f1f2-0000-7000-8000-000000000000"; 100] });
+    send(&mut socket, huge).await;
+    assert_eq!(close_code(&mut socket).await, CloseCode::Size);
+}
+
+#[tokio::test]
+async fn a_socket_that_answers_no_pings_is_closed() {
+    // The client reads nothing, so it answers no ping: closed after the idle timeout.
+    let app = TestApp::spawn_with(Role::HttpOnly, |s| {
+        s.websocket.ping_interval_secs = 1;
+        s.websocket.idle_timeout_secs = 2;
+    })
+    .await;
+    let mut socket = open(&app.address, "").await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(close_code(&mut socket).await, CloseCode::Policy);
+}
+
+#[tokio::test]
+async fn a_socket_that_answers_pings_stays_open() {
+    // Reading answers pings (the client library pongs): still open after several idle timeouts.
+    let app = TestApp::spawn_with(Role::HttpOnly, |s| {
+        s.websocket.ping_interval_secs = 1;
+        s.websocket.idle_timeout_secs = 2;
+    })
+    .await;
+    let id = app.upload_one(jpeg(20, 20)).await;
+    let mut socket = open(&app.address, "").await;
+    let quiet = tokio::time::timeout(Duration::from_millis(4500), next(&mut socket)).await;
+    assert!(quiet.is_err(), "no message while nothing happens");
+    send(&mut socket, json!({ "subscribe": [id] })).await;
+    assert_eq!(next(&mut socket).await["type"], "snapshot");
+}
+
+#[tokio::test]
+async fn a_graceful_stop_closes_open_sockets_at_once_with_going_away() {
+    // A long grace period: if open sockets held the HTTP server, stopping would take 30 s.
+    let mut app = TestApp::spawn_with(Role::All, |s| s.workers.shutdown_grace_secs = 30).await;
+    let mut socket = open(&app.address, "").await;
+    tokio::time::timeout(Duration::from_secs(10), app.stop())
+        .await
+        .expect("stops without waiting for the socket");
+    assert_eq!(close_code(&mut socket).await, CloseCode::Away);
+}
+
+#[tokio::test]
+async fn unsubscribed_jobs_send_nothing_more() {
+    let app = TestApp::spawn(Role::HttpOnly).await;
+    let dropped = app.upload_one(jpeg(300, 300)).await;
+    let kept = app.upload_one(jpeg(300, 300)).await;
+    let mut socket = open(&app.address, &format!("?job={dropped}&job={kept}")).await;
+    for _ in 0..2 {
+        assert_eq!(next(&mut socket).await["type"], "snapshot");
+    }
+    send(&mut socket, json!({ "unsubscribe": [dropped] })).await;
+    // No acknowledgement exists: a snapshot of `kept` after the unsubscribe shows it was read.
+    send(&mut socket, json!({ "subscribe": [kept] })).await;
+    assert_eq!(next(&mut socket).await["id"], json!(kept));
+
+    let mut workers = app.sibling(Role::WorkerOnly).await;
+    until_state(&mut socket, &kept, "completed").await;
+    app.wait_for(&dropped, &["completed"]).await;
+    let more = tokio::time::timeout(Duration::from_millis(300), next(&mut socket)).await;
+    assert!(
+        more.is_err(),
+        "nothing about the unsubscribed job: {more:?}"
+    );
+    workers.stop().await;
+}
