@@ -424,8 +424,13 @@
     item.preview = null;
   }
 
+  /** True when `incoming` is older than what we show: each change bumps the job's version. */
   function isStale(current, incoming) {
-    if (!current || !current.updated_at || !incoming.updated_at) return false;
+    if (!current) return false;
+    if (Number.isFinite(current.version) && Number.isFinite(incoming.version)) {
+      return incoming.version < current.version;
+    }
+    if (!current.updated_at || !incoming.updated_at) return false;
     return Date.parse(incoming.updated_at) < Date.parse(current.updated_at);
   }
 
@@ -578,7 +583,7 @@
   function mergeEvent(job, event) {
     const merged = { ...job };
     for (const key of ['state', 'attempts', 'max_attempts', 'progress', 'step', 'error',
-      'updated_at', 'variants', 'due_at']) {
+      'version', 'updated_at', 'variants', 'due_at']) {
       if (key in event) merged[key] = event[key];
     }
     if (merged.state !== 'retrying') delete merged.due_at;
