@@ -120,7 +120,7 @@ e2e('the page is served with its assets under a strict Content-Security-Policy',
   const csp = page.headers.get('content-security-policy') || '';
   assert.match(csp, /script-src 'self'/, `CSP: ${csp}`);
   assert.match(csp, /style-src 'self'/, `CSP: ${csp}`);
-  for (const [asset, type] of [['app.js', /javascript/], ['app.css', /^text\/css/]]) {
+  for (const [asset, type] of [['app.js', /javascript/], ['rows.js', /javascript/], ['app.css', /^text\/css/]]) {
     const response = await fetch(`${pixdrop.url}/static/${asset}`);
     assert.equal(response.status, 200, asset);
     assert.match(response.headers.get('content-type'), type, asset);
@@ -158,7 +158,7 @@ e2e('three photos and a text file dropped at once give three thumbnails and one 
   assert.ok(said.some((text) => text.startsWith('notes.txt is not an image')), said.join(' | '));
 
   assert.equal(uploads.length, PHOTOS.length, 'the text file was never sent');
-  assert.equal(await page.locator('#summary').textContent(), '4 photos · 3 done · 1 failed');
+  assert.equal(await page.locator('#summary').textContent(), '4 files · 3 done · 1 not accepted');
 
   // The links lead to real WebP files.
   const href = await row(page, PHOTOS[0]).locator('.file-variants a').first().getAttribute('href');

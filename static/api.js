@@ -1,0 +1,37 @@
+// pixdrop's HTTP API as the page uses it: job requests, and problem+json errors turned into words.
+
+export function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/** The reason a request failed, for people: the server's `detail` when it gave one. */
+export function problemDetail(body, status, statusText) {
+  if (body && typeof body.detail === 'string' && body.detail) return body.detail;
+  if (!status) return 'pixdrop could not be reached';
+  return `the server answered ${status}${statusText ? ` ${statusText}` : ''}`;
+}
+
+/** Resolves to `{ status, ok, body }`, never rejects: status 0 means no answer at all. */
+async function request(method, url) {
+  try {
+    const response = await fetch(url, { method, headers: { Accept: 'application/json' } });
+    const body = parseJson(await response.text());
+    return { status: response.status, ok: response.ok, body };
+  } catch {
+    return { status: 0, ok: false, body: null };
+  }
+}
+
+const jobUrl = (id) => `/jobs/${encodeURIComponent(id)}`;
+
+/** 200 with the job's status; 409 when it had already finished. */
+export const cancelJob = (id) => request('DELETE', jobUrl(id));
+
+/** 202 with the job's status; 409 when it is not failed or cancelled. */
+export const retryJob = (id) => request('POST', `${jobUrl(id)}/retry`);
+
+export const jobStatus = (id) => request('GET', jobUrl(id));
