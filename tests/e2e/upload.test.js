@@ -170,6 +170,61 @@ e2e('three photos and a text file dropped at once give three thumbnails and one 
   assert.deepEqual(problems, []);
 });
 
+e2e('files pixdrop cannot take are explained in words, before sending or from the server', async ({ open }) => {
+  const { page, problems } = await open();
+  const uploads = [];
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && request.url().endsWith('/upload')) uploads.push(request);
+  });
+  // Made in the page: 61 MB is too much to carry over the protocol for nothing.
+  const dataTransfer = await page.evaluateHandle(() => {
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([new Uint8Array(61 * 1024 * 1024)], 'huge.jpg', { type: 'image/jpeg' }));
+    transfer.items.add(new File([], 'empty.png', { type: 'image/png' }));
+    // Named and typed like a photo, but text: only the server's sniffing can tell.
+    transfer.items.add(new File(['just words\n'], 'fake.jpg', { type: 'image/jpeg' }));
+    return transfer;
+  });
+  await page.locator('#drop').dispatchEvent('drop', { dataTransfer });
+
+  const reason = (name) => row(page, name).locator('.file-reason');
+  assert.equal(await reason('huge.jpg').textContent(), 'huge.jpg is 61 MB; the limit is 50 MB');
+  assert.equal(await reason('empty.png').textContent(), 'empty.png is empty');
+  const fake = row(page, 'fake.jpg').and(page.locator('[data-state="failed"]'));
+  await fake.waitFor();
+  assert.match(await reason('fake.jpg').textContent(), /^fake\.jpg looks like text\/plain; accepted are JPEG/);
+  // The server judged the bytes themselves: sending them again cannot help.
+  assert.equal(await fake.getByRole('button', { name: /^Retry/ }).count(), 0);
+  await waitForAnnouncement(page, /^fake\.jpg failed: fake\.jpg looks like text\/plain/);
+  assert.equal(uploads.length, 1, 'only the file that passed the checks was sent');
+  assert.deepEqual(problems, []);
+});
+
+e2e('an image pasted from the clipboard is uploaded under a name of its own', async ({ open }) => {
+  const { page, problems } = await open();
+  // What a screenshot paste gives: a PNG called image.png.
+  await page.evaluate(async () => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 640;
+    canvas.height = 400;
+    const g = canvas.getContext('2d');
+    g.fillStyle = '#4f46e5';
+    g.fillRect(0, 0, 640, 400);
+    g.fillStyle = '#fbbf24';
+    g.beginPath();
+    g.arc(200, 160, 80, 0, Math.PI * 2);
+    g.fill();
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+    const clipboardData = new DataTransfer();
+    clipboardData.items.add(new File([blob], 'image.png', { type: 'image/png' }));
+    document.dispatchEvent(new ClipboardEvent('paste', { clipboardData, bubbles: true, cancelable: true }));
+  });
+  const name = await page.locator('li.file .file-name').first().textContent();
+  assert.match(name, /^pasted-\d{6}\.png$/);
+  await assertDone(page, name);
+  assert.deepEqual(problems, []);
+});
+
 e2e('a corrupt JPEG fails with its reason, and its retry button runs it again', async ({ open }) => {
   const { page, problems } = await open();
   await dropFiles(page, [brokenJpeg('broken.jpg')]);
