@@ -45,6 +45,8 @@ class Item {
     this.phase = 'waiting';
     this.reason = '';
     this.retryable = false;
+    // The socket sent a snapshot since we last subscribed: it is watching this job for us.
+    this.watched = false;
     // A passing remark on the last action ("too late to cancel").
     this.note = '';
     // A request about the job is in flight: its buttons wait.
@@ -144,7 +146,7 @@ const uploads = new Uploads({
     itemsByJob.set(accepted.id, item);
     render(item);
     announce(`${item.name} uploaded`);
-    socket.subscribe([item.jobId]);
+    follow(item);
   },
   onFailed(item, reason, retryable) {
     item.reason = reason;
@@ -248,7 +250,7 @@ async function retry(item) {
     item.job = { ...item.job, state: 'queued', error: null, progress: 0, step: null };
     announce(`${item.name} queued again`);
     applyJob(item, answer.body);
-    if (UNFINISHED.has(item.job.state)) socket.subscribe([item.jobId]);
+    if (UNFINISHED.has(item.job.state)) follow(item);
   } else {
     item.note = `Could not retry: ${problemDetail(answer.body, answer.status)}.`;
     refresh(item);
@@ -290,6 +292,11 @@ setInterval(() => {
 // Jobs the socket refused to carry (too many subscriptions): asked about now and then instead.
 const polled = new Set();
 
+function follow(item) {
+  item.watched = false;
+  socket.subscribe([item.jobId]);
+}
+
 function unfollow(item) {
   polled.delete(item.jobId);
   socket.unsubscribe([item.jobId]);
@@ -318,18 +325,26 @@ function setConnection(state, title) {
 
 function onServerMessage(message) {
   const item = message.id ? itemsByJob.get(message.id) : null;
-  if (message.type === 'snapshot') {
-    // A snapshot after "unavailable" means the server has its job store back.
+  if (message.type === 'snapshot' || message.type === 'event') {
+    // After "unavailable", news of a job means the server has its job store back.
     if (ui.conn.dataset.state === 'degraded') setConnection('live', 'Live updates from the server');
-    if (item) applyJob(item, message);
+  }
+  if (message.type === 'snapshot') {
+    if (item) {
+      item.watched = true;
+      applyJob(item, message);
+    }
   } else if (message.type === 'event') {
     if (item && item.job) applyJob(item, mergeEvent(item.job, message));
   } else if (message.type !== 'error') {
     // Newer servers may say more; this page ignores what it does not know.
   } else if (message.code === 'not-found' && item) {
     forget(item, message.detail);
-  } else if (message.code === 'too-many-subscriptions' && item) {
-    poll(item);
+  } else if (message.code === 'too-many-subscriptions') {
+    // The whole subscription was refused: whatever the socket is not watching, ask about instead.
+    for (const job of unfinishedItems()) {
+      if (!job.watched) poll(job);
+    }
   } else if (message.code === 'unavailable') {
     setConnection('degraded', message.detail || 'The server lost its job store; updates resume when it is back');
   } else {
@@ -337,10 +352,16 @@ function onServerMessage(message) {
   }
 }
 
+function unfinishedItems() {
+  return [...itemsByJob.values()].filter((item) => item.phase === 'job' && UNFINISHED.has(item.job.state));
+}
+
 const socket = new JobSocket({
-  unfinished: () => [...itemsByJob.values()]
-    .filter((item) => item.phase === 'job' && UNFINISHED.has(item.job.state))
-    .map((item) => item.jobId),
+  // Called as a socket opens, to subscribe to them all: none is watched until its snapshot.
+  unfinished: () => unfinishedItems().map((item) => {
+    item.watched = false;
+    return item.jobId;
+  }),
   onMessage: onServerMessage,
   onState: setConnection,
 });

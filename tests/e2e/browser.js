@@ -28,9 +28,9 @@ export function launch() {
 
 /**
  * A fresh context and page on pixdrop's `/`, with every uncaught error and CSP violation kept in
- * `problems` so a test can insist there were none.
+ * `problems` so a test can insist there were none. `prepare(page)` runs before the page loads.
  */
-export async function openPage(browser, baseURL, contextOptions = {}) {
+export async function openPage(browser, baseURL, contextOptions = {}, prepare = () => {}) {
   const context = await browser.newContext({
     baseURL,
     viewport: { width: 960, height: 900 },
@@ -38,6 +38,7 @@ export async function openPage(browser, baseURL, contextOptions = {}) {
     ...contextOptions,
   });
   const page = await context.newPage();
+  await prepare(page);
   const problems = [];
   page.on('pageerror', (error) => problems.push(`uncaught: ${error.message}`));
   page.on('console', (message) => {

@@ -39,10 +39,12 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * back with its jobs (the embedded Redis keeps them in its AOF under the storage dir).
  */
 export class Pixdrop {
-  constructor({ dir, port, args = ['serve'] }) {
+  /** `env` adds settings (PIXDROP__SECTION__KEY) to the test's own. */
+  constructor({ dir, port, args = ['serve'], env = {} }) {
     this.dir = dir;
     this.port = port;
     this.args = args;
+    this.env = env;
     this.logPath = path.join(dir, 'pixdrop.log');
     this.child = null;
     this.exited = null;
@@ -65,7 +67,7 @@ export class Pixdrop {
     if (!fs.existsSync(binary)) {
       throw new Error(`no pixdrop binary at ${binary}: build it (cargo build --bin pixdrop) or set PIXDROP_BIN`);
     }
-    const env = { ...process.env };
+    const env = { ...process.env, ...this.env };
     // The test's pixdrop must own a private redis-server, never share one from the environment.
     delete env.PIXDROP__REDIS__URL;
     env.PIXDROP__SERVER__BIND = `127.0.0.1:${this.port}`;
