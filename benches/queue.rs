@@ -38,6 +38,52 @@ impl Handler for Noop {
     }
 }
 
+/// A pool of `Noop` workers running on a runtime, and what the bench watches of it.
+struct NoopPool {
+    done: Arc<AtomicUsize>,
+    moved: Arc<Notify>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<()>,
+}
+
+impl NoopPool {
+    fn start(queue: &Queue, concurrency: usize, runtime: &tokio::runtime::Handle) -> Self {
+        let done = Arc::new(AtomicUsize::new(0));
+        let moved = Arc::new(Notify::new());
+        let handler = Noop {
+            done: done.clone(),
+            moved: moved.clone(),
+        };
+        let workers = WorkerSettings {
+            concurrency,
+            ..WorkerSettings::default()
+        };
+        let pool = WorkerPool::new(queue.clone(), handler, workers);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = runtime.spawn(pool.run(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            done,
+            moved,
+            stop,
+            running,
+        }
+    }
+
+    /// Waits until `count` jobs are done in all.
+    async fn wait_for(done: &AtomicUsize, moved: &Notify, count: usize) {
+        while done.load(Ordering::Relaxed) < count {
+            let _ = tokio::time::timeout(Duration::from_millis(5), moved.notified()).await;
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.running.await.expect("pool stops");
+    }
+}
+
 /// Each sample is a few seconds of real work: few samples, flat sampling, throughput in jobs.
 fn configure(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
     group
@@ -82,21 +128,8 @@ fn queue_throughput(c: &mut Criterion) {
     let mut group = c.benchmark_group("queue_noop");
     configure(&mut group);
     for concurrency in [1, 8, 64] {
-        let done = Arc::new(AtomicUsize::new(0));
-        let moved = Arc::new(Notify::new());
-        let handler = Noop {
-            done: done.clone(),
-            moved: moved.clone(),
-        };
-        let workers = WorkerSettings {
-            concurrency,
-            ..WorkerSettings::default()
-        };
-        let pool = WorkerPool::new(queue.clone(), handler, workers);
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let running = runtime.spawn(pool.run(async {
-            let _ = stop_rx.await;
-        }));
+        let pool = NoopPool::start(&queue, concurrency, runtime.handle());
+        let (done, moved) = (pool.done.clone(), pool.moved.clone());
         group.bench_function(BenchmarkId::from_parameter(concurrency), |b| {
             b.to_async(&runtime).iter_custom(|iters| {
                 let (queue, done, moved, payloads) =
@@ -108,18 +141,13 @@ fn queue_throughput(c: &mut Criterion) {
                         for _ in 0..JOBS / BATCH {
                             queue.enqueue_batch(&payloads).await.expect("enqueue");
                         }
-                        while done.load(Ordering::Relaxed) < target {
-                            let _ =
-                                tokio::time::timeout(Duration::from_millis(5), moved.notified())
-                                    .await;
-                        }
+                        NoopPool::wait_for(&done, &moved, target).await;
                     }
                     start.elapsed()
                 }
             });
         });
-        let _ = stop_tx.send(());
-        runtime.block_on(running).expect("pool stops");
+        runtime.block_on(pool.stop());
     }
     group.finish();
 
@@ -135,30 +163,15 @@ fn queue_throughput(c: &mut Criterion) {
                         for _ in 0..JOBS / BATCH {
                             queue.enqueue_batch(&payloads).await.expect("enqueue");
                         }
-                        let done = Arc::new(AtomicUsize::new(0));
-                        let moved = Arc::new(Notify::new());
-                        let handler = Noop {
-                            done: done.clone(),
-                            moved: moved.clone(),
-                        };
-                        let workers = WorkerSettings {
-                            concurrency,
-                            ..WorkerSettings::default()
-                        };
-                        let pool = WorkerPool::new(queue.clone(), handler, workers);
-                        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
                         let start = Instant::now();
-                        let running = tokio::spawn(pool.run(async {
-                            let _ = stop_rx.await;
-                        }));
-                        while done.load(Ordering::Relaxed) < JOBS {
-                            let _ =
-                                tokio::time::timeout(Duration::from_millis(5), moved.notified())
-                                    .await;
-                        }
+                        let pool = NoopPool::start(
+                            &queue,
+                            concurrency,
+                            &tokio::runtime::Handle::current(),
+                        );
+                        NoopPool::wait_for(&pool.done, &pool.moved, JOBS).await;
                         measured += start.elapsed();
-                        let _ = stop_tx.send(());
-                        running.await.expect("pool stops");
+                        pool.stop().await;
                     }
                     measured
                 }

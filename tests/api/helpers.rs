@@ -141,6 +141,18 @@ impl TestApp {
         body["jobs"][0]["id"].as_str().unwrap().to_owned()
     }
 
+    /// `DELETE /jobs/{id}`.
+    pub async fn cancel(&self, id: &str) -> reqwest::Response {
+        let url = self.url(&format!("/jobs/{id}"));
+        self.client.delete(url).send().await.unwrap()
+    }
+
+    /// `POST /jobs/{id}/retry`.
+    pub async fn retry(&self, id: &str) -> reqwest::Response {
+        let url = self.url(&format!("/jobs/{id}/retry"));
+        self.client.post(url).send().await.unwrap()
+    }
+
     pub async fn job(&self, id: &str) -> Value {
         self.client
             .get(self.url(&format!("/jobs/{id}")))

@@ -18,12 +18,7 @@ async fn a_truncated_jpeg_fails_permanently_with_its_reason_and_can_be_retried()
     assert_eq!(failed["error"]["code"], "truncated-image");
     assert!(!failed["error"]["detail"].as_str().unwrap().is_empty());
 
-    let response = app
-        .client
-        .post(app.url(&format!("/jobs/{id}/retry")))
-        .send()
-        .await
-        .unwrap();
+    let response = app.retry(&id).await;
     assert_eq!(response.status(), 202);
     let again = app.wait_for(&id, &["failed"]).await;
     assert_eq!(again["attempts"], 1);
@@ -34,21 +29,11 @@ async fn a_queued_job_can_be_cancelled_and_a_finished_one_cannot() {
     // HTTP-only: nobody runs the job, so it stays queued until cancelled; then 409 on repeat.
     let app = TestApp::spawn(Role::HttpOnly).await;
     let id = app.upload_one(jpeg(20, 20)).await;
-    let response = app
-        .client
-        .delete(app.url(&format!("/jobs/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let response = app.cancel(&id).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["state"], "cancelled");
-    let again = app
-        .client
-        .delete(app.url(&format!("/jobs/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let again = app.cancel(&id).await;
     assert_eq!(again.status(), 409);
     let body: Value = again.json().await.unwrap();
     assert_eq!(body["code"], "already-finished");
@@ -58,12 +43,7 @@ async fn a_queued_job_can_be_cancelled_and_a_finished_one_cannot() {
 async fn retrying_a_job_that_has_not_failed_is_a_409() {
     let app = TestApp::spawn(Role::HttpOnly).await;
     let id = app.upload_one(jpeg(20, 20)).await;
-    let response = app
-        .client
-        .post(app.url(&format!("/jobs/{id}/retry")))
-        .send()
-        .await
-        .unwrap();
+    let response = app.retry(&id).await;
     assert_eq!(response.status(), 409);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "not-retryable");

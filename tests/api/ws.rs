@@ -32,8 +32,9 @@ async fn send(socket: &mut Socket, message: Value) {
 
 /// The next JSON message, skipping pings; fails the test on close or after 30 s.
 async fn next(socket: &mut Socket) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let frame = tokio::time::timeout(Duration::from_secs(30), socket.next())
+        let frame = tokio::time::timeout_at(deadline, socket.next())
             .await
             .expect("a message within 30 s")
             .expect("the socket is open")
@@ -365,4 +366,77 @@ async fn unsubscribed_jobs_send_nothing_more() {
         "nothing about the unsubscribed job: {more:?}"
     );
     workers.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_client_lags_only_itself_and_then_gets_a_fresh_snapshot() {
+    // Two sockets watch one job; the slow one reads nothing, through a small receive buffer. A
+    // burst of events for the job (published straight to the channel, as transitions would) fills
+    // its buffers: it falls behind the broadcast while the fast one gets every event in order.
+    const EVENTS: u64 = 20_000;
+    let app = TestApp::spawn_with(Role::HttpOnly, |s| s.websocket.event_buffer = 4096).await;
+    let id = app.upload_one(jpeg(20, 20)).await;
+    let mut fast = open(&app.address, &format!("?job={id}")).await;
+    let mut slow = open_with_small_buffer(&app.address, &format!("?job={id}")).await;
+    assert_eq!(next(&mut slow).await["type"], "snapshot");
+    let snapshot = next(&mut fast).await;
+    assert_eq!(snapshot["type"], "snapshot");
+    let first = snapshot["version"].as_u64().unwrap() + 1;
+
+    let reader = tokio::spawn(async move {
+        let mut last = first - 1;
+        while last < first + EVENTS - 1 {
+            let message = next(&mut fast).await;
+            assert_eq!(message["type"], "event", "the fast socket never lagged");
+            let version = message["version"].as_u64().unwrap();
+            assert_eq!(version, last + 1, "every event, in order");
+            last = version;
+        }
+    });
+    let mut redis = app.redis.conn().await;
+    for batch in (first..first + EVENTS).collect::<Vec<_>>().chunks(1000) {
+        let mut pipe = redis::pipe();
+        for version in batch {
+            let event = json!({
+                "id": id, "state": "active", "attempts": 1, "max_attempts": 3,
+                "progress": version % 100, "step": "working", "error": null,
+                "version": version, "updated_at": 1_700_000_000_000u64,
+            });
+            pipe.publish("{pixdrop}:events", event.to_string()).ignore();
+        }
+        let () = pipe.query_async(&mut redis).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the fast socket got every event")
+        .unwrap();
+
+    // The slow socket, read at last: what it had buffered, then a fresh snapshot.
+    let mut buffered = 0;
+    loop {
+        let message = next(&mut slow).await;
+        if message["type"] == "snapshot" {
+            assert_eq!(message["id"], json!(id));
+            break;
+        }
+        buffered += 1;
+        assert!(
+            buffered < EVENTS,
+            "the lagging socket got a snapshot, not every event"
+        );
+    }
+}
+
+/// A socket whose receive buffer is tiny, so a client that does not read backs up quickly.
+async fn open_with_small_buffer(address: &str, query: &str) -> Socket {
+    let host = address.trim_start_matches("http://");
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let stream = tcp.connect(host.parse().unwrap()).await.unwrap();
+    let url = format!("ws://{host}/ws{query}");
+    let (socket, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("websocket opens");
+    socket
 }
