@@ -41,8 +41,8 @@ after(async () => {
 function e2e(name, body) {
   test(name, async (t) => {
     const opened = [];
-    const open = async (options) => {
-      const session = await openPage(browser, pixdrop.url, options);
+    const open = async (options, prepare) => {
+      const session = await openPage(browser, pixdrop.url, options, prepare);
       opened.push(session);
       return session;
     };
@@ -252,7 +252,8 @@ e2e('a corrupt JPEG fails with its reason, and its retry button runs it again', 
 });
 
 e2e('the keyboard reaches the drop zone, shows focus, and Enter opens the picker', async ({ open }) => {
-  const { page, problems } = await open();
+  // Catching file choosers from the start: switched on later, the first one may slip past.
+  const { page, problems } = await open({}, (p) => p.on('filechooser', () => {}));
   await page.keyboard.press('Tab');
   assert.equal(await page.evaluate(() => document.activeElement.id), 'picker');
   const outline = await page.locator('#drop').evaluate((el) => getComputedStyle(el).outlineStyle);
