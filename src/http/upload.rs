@@ -194,9 +194,9 @@ async fn receive_file(
             return Err(Problem::too_large(
                 "file-too-large",
                 format!(
-                    "{} is larger than the limit of {} bytes",
+                    "{} is larger than the limit of {}",
                     filename.as_deref().unwrap_or("the file"),
-                    limits.max_file_bytes
+                    in_words(limits.max_file_bytes)
                 ),
             ));
         }
@@ -278,10 +278,37 @@ fn body_too_large(limits: &UploadSettings) -> Problem {
     Problem::too_large(
         "body-too-large",
         format!(
-            "the request body is larger than the limit of {} bytes",
-            limits.max_body_bytes
+            "the request body is larger than the limit of {}",
+            in_words(limits.max_body_bytes)
         ),
     )
+}
+
+/// A size limit as people read it, with the exact count: `50 MiB (52428800 bytes)`.
+fn in_words(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    match UNITS.iter().find(|(size, _)| bytes >= *size) {
+        Some((size, unit)) => {
+            let amount = bytes as f64 / *size as f64;
+            let amount = format!("{amount:.1}");
+            let amount = amount.trim_end_matches(".0");
+            format!("{amount} {unit} ({bytes} bytes)")
+        }
+        None => format!("{bytes} bytes"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_words;
+
+    #[test]
+    fn limits_read_in_the_largest_whole_unit_with_the_exact_count() {
+        assert_eq!(in_words(52_428_800), "50 MiB (52428800 bytes)");
+        assert_eq!(in_words(1536), "1.5 KiB (1536 bytes)");
+        assert_eq!(in_words(1000), "1000 bytes");
+        assert_eq!(in_words(3 << 30), "3 GiB (3221225472 bytes)");
+    }
 }
 
 fn malformed(e: MultipartError) -> Problem {
