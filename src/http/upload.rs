@@ -298,6 +298,13 @@ fn in_words(bytes: u64) -> String {
     }
 }
 
+fn malformed(e: MultipartError) -> Problem {
+    Problem::bad_request(
+        "malformed-multipart",
+        format!("the body is not valid multipart/form-data: {e}"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::in_words;
@@ -309,11 +316,4 @@ mod tests {
         assert_eq!(in_words(1000), "1000 bytes");
         assert_eq!(in_words(3 << 30), "3 GiB (3221225472 bytes)");
     }
-}
-
-fn malformed(e: MultipartError) -> Problem {
-    Problem::bad_request(
-        "malformed-multipart",
-        format!("the body is not valid multipart/form-data: {e}"),
-    )
 }
