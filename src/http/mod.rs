@@ -40,7 +40,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ws", web::get().to(ws::connect))
         .route("/limits", web::get().to(page::limits))
         .route("/", web::get().to(page::index))
+        .route("/", web::head().to(page::index))
         .route("/static/{path:.*}", web::get().to(page::file))
+        .route("/static/{path:.*}", web::head().to(page::file))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .default_service(web::to(not_found));

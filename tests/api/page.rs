@@ -23,6 +23,11 @@ async fn the_page_is_served_with_a_content_security_policy() {
     let html = response.text().await.unwrap();
     assert!(html.contains("type=\"file\""), "a file picker");
     assert!(html.contains("/static/app.js"));
+
+    // Monitoring and link checkers ask with HEAD.
+    let head = app.client.head(app.url("/")).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-type"], headers["content-type"]);
 }
 
 #[tokio::test]
