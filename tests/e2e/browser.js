@@ -2,9 +2,10 @@
 // page moves the tests share: open the page, drop files on it, find a file's row.
 import fs from 'node:fs';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
-import { repoRoot } from './pixdrop.js';
+import { Pixdrop, repoRoot } from './pixdrop.js';
 
 export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 export const PHOTOS_DIR = '/usr/share/backgrounds/mate/nature';
@@ -23,6 +24,30 @@ export function launch() {
       '--disable-component-update',
       '--disable-sync',
     ],
+  });
+}
+
+/**
+ * Registers the hooks every test file shares: before its tests, start pixdrop (with `options`, see
+ * `Pixdrop.create`) and the browser, handed to `ready(pixdrop, browser)`; after them, close the
+ * browser and insist pixdrop stops cleanly, killing it whatever happens.
+ */
+export function withPixdropAndBrowser(options, ready) {
+  let pixdrop;
+  let browser;
+  before(async () => {
+    pixdrop = await Pixdrop.create(options);
+    browser = await launch();
+    await ready(pixdrop, browser);
+  });
+  after(async () => {
+    await browser?.close();
+    try {
+      await pixdrop?.stop();
+      pixdrop?.cleanUp();
+    } finally {
+      pixdrop?.kill();
+    }
   });
 }
 

@@ -3,30 +3,18 @@
 // reload the page reconnects, resubscribes, and sees the waiting job finish and later ones too.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { PHOTOS_DIR, dropFiles, fileFrom, launch, openPage, row, screenshot } from './browser.js';
-import { Pixdrop } from './pixdrop.js';
+import { PHOTOS_DIR, dropFiles, fileFrom, openPage, row, screenshot, withPixdropAndBrowser } from './browser.js';
 
 const PROCESSED_MS = 60_000;
 
 let pixdrop;
 let browser;
 
-before(async () => {
-  // No workers at first, so uploaded jobs stay queued across the restart.
-  pixdrop = await Pixdrop.create({ args: ['serve', '--no-workers'] });
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  try {
-    await pixdrop?.stop();
-    pixdrop?.cleanUp();
-  } finally {
-    pixdrop?.kill();
-  }
+withPixdropAndBrowser({ args: ['serve', '--no-workers'] }, (started, launched) => {
+  pixdrop = started;
+  browser = launched;
 });
 
 const state = (page, name, value) =>

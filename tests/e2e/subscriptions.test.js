@@ -2,29 +2,18 @@
 // rest, asks about them over HTTP instead, and still sees every photo through to done.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { PHOTOS_DIR, dropFiles, fileFrom, launch, openPage, row, screenshot } from './browser.js';
-import { Pixdrop } from './pixdrop.js';
+import { PHOTOS_DIR, dropFiles, fileFrom, openPage, row, screenshot, withPixdropAndBrowser } from './browser.js';
 
 const PHOTOS = ['GreenMeadow.jpg', 'FreshFlower.jpg', 'Dune.jpg'];
 
 let pixdrop;
 let browser;
 
-before(async () => {
-  pixdrop = await Pixdrop.create({ env: { PIXDROP__WEBSOCKET__MAX_SUBSCRIPTIONS: '1' } });
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  try {
-    await pixdrop?.stop();
-    pixdrop?.cleanUp();
-  } finally {
-    pixdrop?.kill();
-  }
+withPixdropAndBrowser({ env: { PIXDROP__WEBSOCKET__MAX_SUBSCRIPTIONS: '1' } }, (started, launched) => {
+  pixdrop = started;
+  browser = launched;
 });
 
 test('jobs the socket may not watch are followed by polling, to the end', async () => {

@@ -4,12 +4,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import {
-  PHOTOS_DIR, dropFiles, fileFrom, fileOf, launch, openPage, row, screenshot,
+  PHOTOS_DIR, dropFiles, fileFrom, fileOf, openPage, row, screenshot, withPixdropAndBrowser,
 } from './browser.js';
-import { Pixdrop } from './pixdrop.js';
 
 // Small-ish photos from Debian's mate-backgrounds: real JPEGs, quick to process.
 const PHOTOS = ['GreenMeadow.jpg', 'FreshFlower.jpg', 'Dune.jpg'];
@@ -21,20 +20,10 @@ let pixdrop;
 let browser;
 let limits;
 
-before(async () => {
-  pixdrop = await Pixdrop.create();
-  browser = await launch();
+withPixdropAndBrowser({}, async (started, launched) => {
+  pixdrop = started;
+  browser = launched;
   limits = await (await fetch(`${pixdrop.url}/limits`)).json();
-});
-
-after(async () => {
-  await browser?.close();
-  try {
-    await pixdrop?.stop();
-    pixdrop?.cleanUp();
-  } finally {
-    pixdrop?.kill();
-  }
 });
 
 /** A test that, when it fails, leaves a screenshot and prints pixdrop's log. */
@@ -91,9 +80,12 @@ async function waitForAnnouncement(page, pattern, count = 1) {
 async function assertDone(page, name) {
   const done = row(page, name).and(page.locator('[data-state="completed"]'));
   await done.waitFor({ timeout: PROCESSED_MS });
-  const img = done.locator('.file-media img');
+  // The page swaps its local preview for a new <img> of the server's thumbnail once that has
+  // loaded, which may be after the row says done: wait for that element, not the preview's.
+  const img = done.locator('.file-media img[src^="/media/"]');
+  await img.waitFor({ timeout: 15_000 });
   await page.waitForFunction(
-    (el) => el.complete && el.naturalWidth > 0 && el.getAttribute('src').startsWith('/media/'),
+    (el) => el.complete && el.naturalWidth > 0,
     await img.elementHandle(),
     { timeout: 15_000 },
   );
