@@ -2,7 +2,10 @@
 //! served at `/` and `/static/...`, and `GET /limits`, the upload limits the page checks files
 //! against before sending them (the server still decides).
 
+use std::borrow::Cow;
+
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use rust_embed::RustEmbed;
 use serde::Serialize;
@@ -56,9 +59,12 @@ fn asset(req: &HttpRequest, path: &str) -> Result<HttpResponse, Problem> {
     if fresh {
         return Ok(response.finish());
     }
-    Ok(response
-        .content_type(file.metadata.mimetype())
-        .body(file.data.into_owned()))
+    // Embedded files are 'static: serve them without a copy.
+    let body = match file.data {
+        Cow::Borrowed(bytes) => Bytes::from_static(bytes),
+        Cow::Owned(bytes) => Bytes::from(bytes),
+    };
+    Ok(response.content_type(file.metadata.mimetype()).body(body))
 }
 
 /// What `GET /limits` answers.

@@ -77,13 +77,7 @@ async fn an_empty_file_part_is_a_400() {
 async fn a_request_without_a_file_part_is_a_400() {
     let app = TestApp::spawn(Role::HttpOnly).await;
     let form = Form::new().text("title", "no file here");
-    let response = app
-        .client
-        .post(app.url("/upload"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = app.upload_form(form).await;
     problem(response, 400, "no-file").await;
 }
 
@@ -91,23 +85,12 @@ async fn a_request_without_a_file_part_is_a_400() {
 async fn a_body_that_is_not_multipart_is_a_400() {
     // Wrong content type, and a multipart body cut off mid-part.
     let app = TestApp::spawn(Role::HttpOnly).await;
-    let response = app
-        .client
-        .post(app.url("/upload"))
-        .body("just text")
-        .send()
-        .await
-        .unwrap();
+    let response = app.upload_raw(None, "just text").await;
     problem(response, 400, "malformed-multipart").await;
     let truncated = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n\u{ff}\u{d8}\u{ff}";
     let response = app
-        .client
-        .post(app.url("/upload"))
-        .header("content-type", "multipart/form-data; boundary=XyZ")
-        .body(truncated)
-        .send()
-        .await
-        .unwrap();
+        .upload_raw(Some("multipart/form-data; boundary=XyZ"), truncated)
+        .await;
     problem(response, 400, "malformed-multipart").await;
     nothing_left(&app).await;
 }
@@ -134,13 +117,11 @@ async fn limits_on_file_size_file_count_and_body_size_are_413s() {
     problem(app.upload(three).await, 413, "too-many-files").await;
 
     let response = app
-        .client
-        .post(app.url("/upload"))
-        .header("content-type", "multipart/form-data; boundary=XyZ")
-        .body(vec![b'a'; 70_000])
-        .send()
-        .await
-        .unwrap();
+        .upload_raw(
+            Some("multipart/form-data; boundary=XyZ"),
+            vec![b'a'; 70_000],
+        )
+        .await;
     problem(response, 413, "body-too-large").await;
     nothing_left(&app).await;
 }

@@ -125,12 +125,26 @@ impl TestApp {
                 Part::bytes(bytes).file_name(name.to_owned()),
             );
         }
-        self.client
-            .post(self.url("/upload"))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
+        self.upload_form(form).await
+    }
+
+    /// `POST /upload` with a form the test built.
+    pub async fn upload_form(&self, form: Form) -> reqwest::Response {
+        let url = self.url("/upload");
+        self.client.post(url).multipart(form).send().await.unwrap()
+    }
+
+    /// `POST /upload` with a body as it is, and the given Content-Type if any.
+    pub async fn upload_raw(
+        &self,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url("/upload")).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send().await.unwrap()
     }
 
     /// Uploads one JPEG as `photo.jpg`, expecting 202, and returns its job id.

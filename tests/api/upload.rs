@@ -75,13 +75,7 @@ async fn several_files_in_one_request_become_one_job_each() {
             "file",
             reqwest::multipart::Part::bytes(jpeg(30, 60)).file_name("c.jpg"),
         );
-    let response = app
-        .client
-        .post(app.url("/upload"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = app.upload_form(form).await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.unwrap();
     let jobs = body["jobs"].as_array().unwrap();

@@ -16,15 +16,8 @@ fn every_accepted_format_is_decoded_and_made_into_webp() {
     let image = DynamicImage::ImageRgb8(ImageBuffer::from_fn(40, 30, |x, _| {
         Rgb([(x * 6) as u8, 90, 160])
     }));
-    let cases = [
-        (image::ImageFormat::Jpeg, ImageFormat::Jpeg),
-        (image::ImageFormat::Png, ImageFormat::Png),
-        (image::ImageFormat::Gif, ImageFormat::Gif),
-        (image::ImageFormat::WebP, ImageFormat::WebP),
-        (image::ImageFormat::Bmp, ImageFormat::Bmp),
-        (image::ImageFormat::Tiff, ImageFormat::Tiff),
-    ];
-    for (encoder, format) in cases {
+    for format in ImageFormat::ALL {
+        let encoder = format.to_image_crate();
         let (_dir, processed) = process_bytes(
             &encode(&image, encoder),
             &[spec("half", 20, 20, Fit::Inside)],
