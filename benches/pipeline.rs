@@ -6,11 +6,14 @@
 //! Each iteration takes tens to hundreds of milliseconds, so samples are flat (the same number
 //! of iterations each) rather than criterion's default linear ramp, which would overrun.
 
+use std::fs::File;
 use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use pixdrop::pipeline::{Limits, VariantSpec, decode, process, render};
+use pixdrop::queue::JobId;
+use pixdrop::storage::Storage;
 
 const PHOTO: &str = "/usr/share/backgrounds/mate/nature/Wood.jpg";
 
@@ -29,8 +32,11 @@ fn pipeline(c: &mut Criterion) {
     let limits = Limits::default();
     let specs = VariantSpec::defaults();
     let out = tempfile::tempdir().expect("a temporary directory for the variants");
+    let storage = Storage::open(out.path()).expect("storage in the temporary directory");
+    let job = JobId::new();
+    let open = || File::open(source).expect("the benchmark photo opens");
 
-    let decoded = decode(source, &limits).expect("the benchmark photo decodes");
+    let decoded = decode(open(), &limits).expect("the benchmark photo decodes");
     let name = format!("pipeline/{}x{} jpeg", decoded.width(), decoded.height());
     let mut group = c.benchmark_group(name);
     group.sampling_mode(SamplingMode::Flat);
@@ -38,12 +44,13 @@ fn pipeline(c: &mut Criterion) {
 
     group.bench_function("process: decode + thumb + large + write", |b| {
         b.iter(|| {
-            let processed = process(source, out.path(), &specs, &limits, &mut |_| {});
+            let mut writer = storage.variant_writer(&job);
+            let processed = process(open(), &specs, &limits, &mut writer, &mut |_| {});
             black_box(processed.expect("the benchmark photo processes"))
         })
     });
     group.bench_function("decode", |b| {
-        b.iter(|| black_box(decode(source, &limits).expect("the benchmark photo decodes")))
+        b.iter(|| black_box(decode(open(), &limits).expect("the benchmark photo decodes")))
     });
     for spec in &specs {
         group.bench_function(format!("render {}: resize + encode", spec.name()), |b| {

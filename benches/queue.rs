@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use pixdrop::config::{QueueSettings, RedisSettings, WorkerSettings};
 use pixdrop::queue::{Claimed, Handler, JobError, Progress, Queue, WorkerPool};
+use pixdrop::queue::{KeyPrefix, QueueSettings, WorkerSettings};
 use pixdrop::redis_server::{RedisServer, RedisServerOptions};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -112,17 +112,14 @@ fn queue_throughput(c: &mut Criterion) {
             (server.url(), Some(server))
         }
     };
-    let redis = RedisSettings {
-        key_prefix: format!("bench-{}", std::process::id()),
-        pool_size: 8,
-        ..RedisSettings::default()
-    };
+    let prefix =
+        KeyPrefix::parse(&format!("bench-{}", std::process::id())).expect("a valid prefix");
     let settings = QueueSettings {
         // Short-lived records: the bench must not fill the server.
         completed_retention_secs: 60,
         ..QueueSettings::default()
     };
-    let queue = Queue::connect(&url, &redis, &settings).expect("queue");
+    let queue = Queue::connect(&url, &prefix, 8, &settings).expect("queue");
     let payloads: Vec<Value> = (0..BATCH).map(|i| json!({"i": i})).collect();
 
     let mut group = c.benchmark_group("queue_noop");

@@ -20,10 +20,10 @@ use crate::events::EventHub;
 use crate::http::page::PublicLimits;
 use crate::http::ws::LiveState;
 use crate::http::{self, AppState};
+use crate::image_job::ImageHandler;
 use crate::queue::{Queue, WorkerPool};
 use crate::redis_connect::redact;
 use crate::storage::Storage;
-use crate::worker::ImageHandler;
 
 /// What this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,10 +55,11 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to Redis at `redis_url` (checking it suits the queue), opens storage, binds the
-    /// listener. Fails with a one-line reason when any of that is impossible.
+    /// Checks the settings, connects to Redis at `redis_url` (checking it suits the queue), opens
+    /// storage, binds the listener. Fails with the reason when any of that is impossible.
     pub async fn build(settings: &Settings, redis_url: &str, role: Role) -> anyhow::Result<Self> {
-        let queue = Queue::connect(redis_url, &settings.redis, &settings.queue)?;
+        settings.validate()?;
+        let queue = connect_queue(settings, redis_url)?;
         let report = queue.check_server().await.with_context(|| {
             format!(
                 "cannot use the Redis at {} (check redis.url, or unset it to let pixdrop start its own redis-server)",
@@ -98,7 +99,11 @@ impl Application {
                 settings: settings.websocket.clone(),
                 stop: stop_rx.clone(),
             });
-            let limits = web::Data::new(PublicLimits::from_settings(settings));
+            let limits = web::Data::new(PublicLimits::new(
+                &settings.uploads,
+                &settings.pipeline,
+                &settings.variants,
+            ));
             let server = HttpServer::new(move || {
                 App::new()
                     .app_data(state.clone())
@@ -109,7 +114,7 @@ impl Application {
             })
             .listen(listener)?
             .disable_signals()
-            .shutdown_timeout(settings.workers.shutdown_grace_secs.max(1))
+            .shutdown_timeout(settings.workers.shutdown_grace_secs)
             .run();
             tracing::info!(address = %settings.server.bind, port, "http listening");
             Some((server, port))
@@ -168,6 +173,16 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// The queue these settings describe, on the Redis at `redis_url`.
+pub fn connect_queue(settings: &Settings, redis_url: &str) -> anyhow::Result<Queue> {
+    Queue::connect(
+        redis_url,
+        &settings.redis.key_prefix()?,
+        settings.redis.pool_size,
+        &settings.queue,
+    )
 }
 
 /// Request logging: method, path, status and time, one line per request.

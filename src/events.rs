@@ -43,15 +43,16 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl EventHub {
-    /// Starts listening on `channel`; the task ends when `stop` turns true. `buffer` is how many
-    /// events a socket may fall behind before it counts as lagging.
+    /// Starts listening on `channel`; the task ends when `stop` turns true. `buffer` (checked
+    /// setting `websocket.event_buffer`) is how many events a socket may fall behind before it
+    /// counts as lagging.
     pub fn start(
         client: redis::Client,
         channel: String,
         buffer: usize,
         stop: watch::Receiver<bool>,
     ) -> (Self, JoinHandle<()>) {
-        let (sender, _) = broadcast::channel(buffer.max(16));
+        let (sender, _) = broadcast::channel(buffer);
         let task = tokio::spawn(listen(client, channel, sender.clone(), stop));
         (Self { sender }, task)
     }

@@ -1,18 +1,23 @@
 //! pixdrop: photos in, web-ready WebP variants out.
 //!
-//! A photo's way through: [`http`] streams the upload to [`storage`], sniffs it and enqueues a job;
-//! a worker of the [`queue`]'s pool runs [`worker::ImageHandler`], which runs the [`pipeline`] and
-//! writes the variants to storage; every state change is published as an event, which [`events`]
-//! relays to the browsers watching over a websocket.
+//! A photo's way through: [`http`] streams the upload into [`storage`] (staged, hashed, sniffed,
+//! then committed under its content's key) and enqueues an [`image_job::ImageJob`]; a worker of the
+//! [`queue`]'s pool runs [`image_job::ImageHandler`], which reads the original from storage, runs
+//! the [`pipeline`] and hands each variant to storage, answering with an
+//! [`image_job::ImageResult`] of storage keys; every state change is published as an event, which
+//! [`events`] relays to the browsers watching over a websocket, each job shown as one
+//! [`http::view::JobView`].
 //!
 //! # Layout
 //! - [`app`]: wires everything: build, port, run until stopped. HTTP, workers, or both.
 //! - [`http`]: the API: upload, job status/cancel/retry, media, health, the live websocket and the
 //!   page; errors as problem+json.
 //! - [`events`]: the one Redis SUBSCRIBE of a process, fanned out to its websockets.
-//! - [`worker`]: the image job a worker runs.
-//! - [`storage`]: generated paths for originals and variants under `storage.dir`.
-//! - [`config`]: typed settings from `config.toml` and `PIXDROP__SECTION__KEY` variables.
+//! - [`image_job`]: the job contract (payload and result) and the handler a worker runs.
+//! - [`storage`]: every byte on disk: staging and committing uploads, writing variants atomically,
+//!   reading originals, serving and deleting, all addressed by storage keys.
+//! - [`config`]: settings from `config.toml` and `PIXDROP__SECTION__KEY` variables, composed of
+//!   the sections each module owns, checked once at load ([`validate`]).
 //! - [`queue`]: the reliable job queue on Redis lists: enqueue, claim, ack/retry/fail, recovery of
 //!   crashed workers' jobs, the worker pool. It knows nothing about images.
 //! - [`pipeline`]: pure, synchronous image work: sniff, decode with limits, orient, resize, encode
@@ -25,9 +30,10 @@ pub mod app;
 pub mod config;
 pub mod events;
 pub mod http;
+pub mod image_job;
 pub mod pipeline;
 pub mod queue;
 pub mod redis_connect;
 pub mod redis_server;
 pub mod storage;
-pub mod worker;
+pub mod validate;

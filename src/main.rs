@@ -4,9 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use pixdrop::app::{Application, Role};
+use pixdrop::app::{Application, Role, connect_queue};
 use pixdrop::config::Settings;
-use pixdrop::queue::Queue;
 use pixdrop::redis_connect::{RedisTarget, redact};
 
 #[derive(Parser)]
@@ -54,7 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     // Started on the main thread, before the runtime: the embedded redis-server is tied to this
     // thread's life (see redis_server.rs), and stopped when `redis` drops at the end.
-    let redis = RedisTarget::resolve(&settings)?;
+    let redis = RedisTarget::resolve(&settings.redis, &settings.storage.dir)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(async {
         let role = match cli.command.unwrap_or(Command::Serve { no_workers: false }) {
@@ -96,7 +95,7 @@ async fn shutdown_signal() {
 }
 
 async fn check(settings: &Settings, url: &str) -> anyhow::Result<()> {
-    let queue = Queue::connect(url, &settings.redis, &settings.queue)?;
+    let queue = connect_queue(settings, url)?;
     let report = queue.check_server().await.map_err(|e| {
         anyhow::anyhow!(
             "cannot use the Redis at {}: {e} (check redis.url, or unset it to let pixdrop start its own redis-server)",

@@ -1,10 +1,76 @@
 //! Where pixdrop's Redis comes from: the configured URL, or else a `redis-server` it starts and owns
-//! under the storage directory (the embedded default).
+//! under the storage directory (the embedded default). Owns the `[redis]` settings.
+
+use std::path::Path;
 
 use anyhow::Context;
+use serde::Deserialize;
 
-use crate::config::Settings;
+use crate::queue::KeyPrefix;
 use crate::redis_server::{RedisServer, RedisServerOptions};
+use crate::validate::Checks;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://`, `rediss://` (TLS) or `redis+unix://`, with user and password if needed. Unset or
+    /// empty: pixdrop starts and owns its own `redis-server`.
+    pub url: Option<String>,
+    /// Every key starts with `{prefix}:`; the braces make it a Redis Cluster hash tag, so all of
+    /// pixdrop's keys live in one slot and every script is cluster-safe.
+    pub key_prefix: String,
+    /// Connections in the shared pool (HTTP handlers, scheduler, reaper). Workers hold their own.
+    pub pool_size: usize,
+    /// The `redis-server` binary started when no `url` is set.
+    pub server_binary: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "pixdrop".into(),
+            pool_size: 16,
+            server_binary: "redis-server".into(),
+        }
+    }
+}
+
+impl RedisSettings {
+    pub fn check(&self, checks: &mut Checks) {
+        if let Some(url) = self.external_url() {
+            checks.require(redis::parse_redis_url(url).is_some(), "redis.url", || {
+                format!(
+                    "redis.url ({}) is not a Redis URL: redis://, rediss:// or redis+unix://",
+                    redact(url)
+                )
+            });
+        }
+        if let Err(why) = KeyPrefix::parse(&self.key_prefix) {
+            checks.refuse(
+                "redis.key_prefix",
+                format!("redis.key_prefix ({:?}) {why}", self.key_prefix),
+            );
+        }
+        checks.at_least("redis.pool_size", self.pool_size, 1);
+        checks.require(
+            !self.server_binary.trim().is_empty(),
+            "redis.server_binary",
+            || "redis.server_binary must name the redis-server program".into(),
+        );
+    }
+
+    /// The configured URL, treating an empty string (as an environment override may give) as unset.
+    pub fn external_url(&self) -> Option<&str> {
+        self.url.as_deref().map(str::trim).filter(|u| !u.is_empty())
+    }
+
+    /// The checked key prefix.
+    pub fn key_prefix(&self) -> anyhow::Result<KeyPrefix> {
+        KeyPrefix::parse(&self.key_prefix)
+            .map_err(|why| anyhow::anyhow!("redis.key_prefix ({:?}) {why}", self.key_prefix))
+    }
+}
 
 /// The Redis to use, and the embedded server when pixdrop owns one (dropping it stops the server).
 pub struct RedisTarget {
@@ -13,8 +79,9 @@ pub struct RedisTarget {
 }
 
 impl RedisTarget {
-    pub fn resolve(settings: &Settings) -> anyhow::Result<Self> {
-        if let Some(url) = settings.redis.external_url() {
+    /// The configured Redis, or else an embedded server keeping its data under `storage_dir`.
+    pub fn resolve(settings: &RedisSettings, storage_dir: &Path) -> anyhow::Result<Self> {
+        if let Some(url) = settings.external_url() {
             redis::parse_redis_url(url)
                 .with_context(|| format!("redis.url is not a valid Redis URL: {}", redact(url)))?;
             return Ok(Self {
@@ -22,9 +89,9 @@ impl RedisTarget {
                 embedded: None,
             });
         }
-        let dir = settings.storage.dir.join("redis");
+        let dir = storage_dir.join("redis");
         let server = RedisServer::start(RedisServerOptions {
-            binary: settings.redis.server_binary.clone(),
+            binary: settings.server_binary.clone(),
             dir: dir.clone(),
             appendfsync: "everysec",
         })?;

@@ -427,7 +427,9 @@ window.addEventListener('beforeunload', (event) => {
 // ---- Start ----
 
 limitsLoaded.then(() => {
-  ui.limits.textContent = `${listWords(formatNames(), 'or')}, up to ${formatBytes(limits.max_file_bytes)} each`;
+  if (formatNames().length) {
+    ui.limits.textContent = `${listWords(formatNames(), 'or')}, up to ${formatBytes(limits.max_file_bytes)} each`;
+  }
   if (limits.variants.length) {
     const sizes = limits.variants.map((v) => `${v.name} (up to ${v.max_width}×${v.max_height})`);
     ui.variantsNote.textContent = `Each photo becomes WebP: ${listWords(sizes, 'and')}.`;

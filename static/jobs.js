@@ -4,17 +4,13 @@
 /** States a job can still leave by itself: the socket follows these. */
 export const UNFINISHED = new Set(['queued', 'active', 'retrying']);
 
-const EVENT_FIELDS = ['state', 'attempts', 'max_attempts', 'progress', 'step', 'error', 'version',
-  'updated_at', 'variants', 'due_at'];
-
-/** An event carries only what changed (variants on completion, due_at while retrying). */
+/**
+ * The job after an event. Snapshots and events are one shape, the job view (README, "API"): an
+ * event leaves out only the upload's fields, which never change, so every field it has is news.
+ */
 export function mergeEvent(job, event) {
-  const merged = { ...job };
-  for (const key of EVENT_FIELDS) {
-    if (key in event) merged[key] = event[key];
-  }
-  if (merged.state !== 'retrying') delete merged.due_at;
-  return merged;
+  const { type: _type, ...changes } = event;
+  return { ...job, ...changes };
 }
 
 /** True when `incoming` is older than `current`: every change bumps the job's version. */

@@ -2,22 +2,22 @@
 // sent, so a wrong file is explained at once. The server still decides.
 import { extensionOf, formatBytes } from './words.js';
 
-const FORMAT_NAMES = {
-  jpeg: 'JPEG', png: 'PNG', gif: 'GIF', webp: 'WebP', bmp: 'BMP', tiff: 'TIFF',
-};
-
-/** The server's defaults, in force until GET /limits answers (or if it never does). */
+/**
+ * What the page knows of the server's limits: nothing until GET /limits answers. Until then (or
+ * if it never does) the page checks nothing and lets the server decide.
+ */
 export const limits = {
-  max_file_bytes: 52_428_800,
-  max_files: 20,
-  max_body_bytes: 209_715_200,
-  formats: ['jpeg', 'png', 'gif', 'webp', 'bmp', 'tiff'],
-  mime_types: ['image/jpeg', 'image/png', 'image/gif', 'image/webp', 'image/bmp', 'image/tiff'],
-  extensions: ['jpg', 'jpeg', 'png', 'gif', 'webp', 'bmp', 'tif', 'tiff'],
+  max_file_bytes: Infinity,
+  max_files: Infinity,
+  max_body_bytes: Infinity,
+  formats: [],
+  format_labels: [],
+  mime_types: [],
+  extensions: [],
   variants: [],
 };
 
-/** Resolves once the server's limits are in `limits` (or it did not answer: the defaults stay). */
+/** Resolves once the server's limits are in `limits` (or it did not answer: nothing is known). */
 export const limitsLoaded = fetch('/limits', { headers: { Accept: 'application/json' } })
   .then((response) => (response.ok ? response.json() : null))
   .then((loaded) => {
@@ -25,17 +25,19 @@ export const limitsLoaded = fetch('/limits', { headers: { Accept: 'application/j
   })
   .catch(() => {});
 
+/** The accepted formats as people know them: JPEG, PNG, ... */
 export function formatNames() {
-  return limits.formats.map((f) => FORMAT_NAMES[f] || f.toUpperCase());
+  return limits.format_labels;
 }
 
 /** Why this file cannot be sent, in words, or null when it may be. */
 export function refusal(file) {
   const name = file.name || 'The file';
   // Either is enough: browsers leave the type empty for what the system does not know.
+  const known = limits.mime_types.length > 0;
   const typeOk = limits.mime_types.includes(file.type);
   const extensionOk = limits.extensions.includes(extensionOf(file.name || ''));
-  if (!typeOk && !extensionOk) {
+  if (known && !typeOk && !extensionOk) {
     return `${name} is not an image pixdrop accepts (${formatNames().join(', ')})`;
   }
   if (file.size > limits.max_file_bytes) {

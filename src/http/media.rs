@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
 use super::problem::Problem;
+use crate::storage::StorageKey;
 
 pub async fn serve(
     req: HttpRequest,
@@ -15,7 +16,8 @@ pub async fn serve(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let missing = || Problem::not_found(format!("no media at /media/{tail}"));
-    let path = state.storage.resolve_media(&tail).ok_or_else(missing)?;
+    let key = StorageKey::parse(&tail).ok_or_else(missing)?;
+    let path = state.storage.media_file(&key);
     let file = NamedFile::open_async(&path).await.map_err(|_| missing())?;
     let mut response = file
         .use_etag(true)

@@ -3,11 +3,13 @@
 //! `problem.rs`). `/ws` streams job events live (see `ws.rs`); `/` is the upload page.
 
 mod health;
-pub mod jobs;
+mod jobs;
 mod media;
 pub mod page;
 pub mod problem;
+pub mod settings;
 mod upload;
+pub mod view;
 pub mod ws;
 
 use std::sync::Arc;
@@ -15,10 +17,10 @@ use std::sync::atomic::AtomicBool;
 
 use actix_web::{HttpResponse, web};
 
-use crate::config::UploadSettings;
 use crate::queue::Queue;
 use crate::storage::Storage;
 use problem::Problem;
+use settings::UploadSettings;
 
 /// What every handler shares.
 pub struct AppState {

@@ -11,8 +11,8 @@ use rust_embed::RustEmbed;
 use serde::Serialize;
 
 use super::problem::Problem;
-use crate::config::Settings;
-use crate::pipeline::ImageFormat;
+use super::settings::UploadSettings;
+use crate::pipeline::{ImageFormat, Limits, VariantSpec};
 
 #[derive(RustEmbed)]
 #[folder = "static/"]
@@ -75,6 +75,8 @@ pub struct PublicLimits {
     max_body_bytes: u64,
     max_pixels: u64,
     formats: Vec<&'static str>,
+    /// The formats as people know them, in the order of `formats`.
+    format_labels: Vec<&'static str>,
     mime_types: Vec<&'static str>,
     extensions: Vec<&'static str>,
     variants: Vec<VariantLimits>,
@@ -88,20 +90,20 @@ struct VariantLimits {
 }
 
 impl PublicLimits {
-    pub fn from_settings(settings: &Settings) -> Self {
+    pub fn new(uploads: &UploadSettings, pipeline: &Limits, variants: &[VariantSpec]) -> Self {
         Self {
-            max_file_bytes: settings.uploads.max_file_bytes,
-            max_files: settings.uploads.max_files,
-            max_body_bytes: settings.uploads.max_body_bytes,
-            max_pixels: settings.pipeline.max_pixels,
+            max_file_bytes: uploads.max_file_bytes,
+            max_files: uploads.max_files,
+            max_body_bytes: uploads.max_body_bytes,
+            max_pixels: pipeline.max_pixels,
             formats: ImageFormat::ALL.iter().map(|f| f.name()).collect(),
+            format_labels: ImageFormat::ALL.iter().map(|f| f.label()).collect(),
             mime_types: ImageFormat::ALL.iter().map(|f| f.mime()).collect(),
             extensions: ImageFormat::ALL
                 .iter()
                 .flat_map(|f| f.extensions().iter().copied())
                 .collect(),
-            variants: settings
-                .variants
+            variants: variants
                 .iter()
                 .map(|v| VariantLimits {
                     name: v.name().to_owned(),

@@ -1,24 +1,21 @@
 //! `POST /upload`: every file part (`file`, or `media` as the Node stack names it) becomes one job.
-//! Each part is streamed to a temp file while it is hashed and counted, never held whole in memory;
-//! its format is sniffed from its first bytes. The request is all or nothing: any bad part, or Redis
-//! unreachable, removes every file this request wrote and enqueues nothing.
-
-use std::path::PathBuf;
+//! Each part is streamed into storage's staging while it is hashed and counted, never held whole in
+//! memory; its format is sniffed from its first bytes. The request is all or nothing: any bad
+//! part, or Redis unreachable, drops every staged or committed upload of the request (which
+//! removes its files) and enqueues nothing.
 
 use actix_multipart::{Field, Multipart, MultipartError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use super::AppState;
 use super::problem::Problem;
-use crate::config::UploadSettings;
-use crate::pipeline::{SNIFF_LEN, Sniffed, sniff};
-use crate::storage::Storage;
-use crate::worker::ImageJob;
+use super::settings::UploadSettings;
+use crate::image_job::ImageJob;
+use crate::pipeline::{ImageFormat, SNIFF_LEN, Sniffed, accepted_in_words, sniff};
+use crate::storage::{StagedUpload, Storage};
 
 /// Field names that carry files.
 const FILE_FIELDS: [&str; 2] = ["file", "media"];
@@ -35,7 +32,7 @@ pub async fn upload(
         return Err(body_too_large(limits));
     }
     let mut multipart = Multipart::new(req.headers(), body);
-    let mut received = Received::new(&state.storage);
+    let mut received: Vec<ReceivedFile> = Vec::new();
     let mut body_bytes = 0u64;
     while let Some(field) = multipart.next().await {
         let mut field = field.map_err(malformed)?;
@@ -50,44 +47,61 @@ pub async fn upload(
             }
             continue;
         }
-        if received.files.len() >= limits.max_files {
+        if received.len() >= limits.max_files {
             return Err(Problem::too_large(
                 "too-many-files",
                 format!("at most {} files per request", limits.max_files),
             ));
         }
-        let file = receive_file(&mut field, &mut received, limits, &mut body_bytes).await?;
-        received.files.push(file);
+        let file = receive_file(&mut field, &state.storage, limits, &mut body_bytes).await?;
+        received.push(file);
     }
-    if received.files.is_empty() {
+    if received.is_empty() {
         return Err(Problem::bad_request(
             "no-file",
             "the request has no file part: send multipart/form-data with a field named \"file\"",
         ));
     }
-    received.store().await?;
 
-    let payloads: Vec<serde_json::Value> = received
-        .files
+    // Every part is whole and acceptable: put each under its content's key.
+    let mut committed = Vec::with_capacity(received.len());
+    let mut jobs = Vec::with_capacity(received.len());
+    for file in received {
+        let original = file
+            .staged
+            .commit(file.format)
+            .await
+            .map_err(Problem::internal)?;
+        jobs.push(ImageJob {
+            original: original.key.clone(),
+            filename: file.filename,
+            bytes: original.bytes,
+            sha256: original.sha256.clone(),
+            format: file.format,
+        });
+        committed.push(original);
+    }
+    let payloads: Vec<serde_json::Value> = jobs
         .iter()
-        .map(|f| serde_json::to_value(&f.job).unwrap_or_default())
-        .collect();
+        .map(|job| serde_json::to_value(job).map_err(Problem::internal))
+        .collect::<Result<_, _>>()?;
+    // On error `committed` drops here, removing the originals this request created.
     let ids = state
         .queue
         .enqueue_batch(&payloads)
         .await
         .map_err(Problem::from)?;
-    received.keep();
+    committed.into_iter().for_each(|original| original.keep());
 
-    let jobs: Vec<serde_json::Value> = ids
+    let answers: Vec<serde_json::Value> = ids
         .iter()
-        .zip(&received.files)
-        .map(|(id, f)| {
+        .zip(&jobs)
+        .map(|(id, job)| {
             json!({
                 "id": id,
                 "state": "queued",
-                "filename": f.job.filename,
-                "bytes": f.job.bytes,
+                "filename": job.filename,
+                "bytes": job.bytes,
                 "status_url": format!("/jobs/{id}"),
                 "events_url": format!("/ws?job={id}"),
             })
@@ -96,80 +110,20 @@ pub async fn upload(
     tracing::info!(jobs = ids.len(), "upload accepted");
     Ok(HttpResponse::Accepted()
         .insert_header(("Location", format!("/jobs/{}", ids[0])))
-        .json(json!({ "jobs": jobs })))
+        .json(json!({ "jobs": answers })))
 }
 
-/// One file of the request, in its temp file until `store`.
+/// One file part, received whole into staging.
 struct ReceivedFile {
-    temp: PathBuf,
-    job: ImageJob,
-    /// Set by `store` when this request created the original (and so may remove it again).
-    created: Option<PathBuf>,
+    staged: StagedUpload,
+    filename: Option<String>,
+    format: ImageFormat,
 }
 
-/// The files of one request. Dropping it before `keep` removes every file it wrote.
-struct Received<'a> {
-    storage: &'a Storage,
-    files: Vec<ReceivedFile>,
-    /// A part being received, not yet in `files`.
-    partial: Option<PathBuf>,
-    kept: bool,
-}
-
-impl<'a> Received<'a> {
-    fn new(storage: &'a Storage) -> Self {
-        Self {
-            storage,
-            files: Vec::new(),
-            partial: None,
-            kept: false,
-        }
-    }
-
-    /// Moves each temp file to its content-addressed place.
-    async fn store(&mut self) -> Result<(), Problem> {
-        for file in &mut self.files {
-            let path = self.storage.path(&file.job.original);
-            if let Some(dir) = path.parent() {
-                tokio::fs::create_dir_all(dir)
-                    .await
-                    .map_err(Problem::internal)?;
-            }
-            let existed = tokio::fs::try_exists(&path).await.unwrap_or(false);
-            tokio::fs::rename(&file.temp, &path)
-                .await
-                .map_err(Problem::internal)?;
-            if !existed {
-                file.created = Some(path);
-            }
-        }
-        Ok(())
-    }
-
-    fn keep(&mut self) {
-        self.kept = true;
-    }
-}
-
-impl Drop for Received<'_> {
-    fn drop(&mut self) {
-        if self.kept {
-            return;
-        }
-        let paths = self.partial.iter().chain(self.files.iter().flat_map(|f| {
-            // Before `store` the data is in the temp file; after, in the original it created.
-            std::iter::once(&f.temp).chain(f.created.iter())
-        }));
-        for path in paths {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-/// Streams one part to a temp file, hashing and counting it, sniffing its first bytes.
+/// Streams one part into staging, sniffing its first bytes and holding it to the size limits.
 async fn receive_file(
     field: &mut Field,
-    received: &mut Received<'_>,
+    storage: &Storage,
     limits: &UploadSettings,
     body_bytes: &mut u64,
 ) -> Result<ReceivedFile, Problem> {
@@ -177,20 +131,13 @@ async fn receive_file(
         .content_disposition()
         .and_then(|cd| cd.get_filename())
         .map(|name| name.chars().take(MAX_FILENAME).collect::<String>());
-    let temp = received.storage.temp_upload();
-    received.partial = Some(temp.clone());
-    let mut out = tokio::fs::File::create(&temp)
-        .await
-        .map_err(Problem::internal)?;
-    let mut hasher = Sha256::new();
+    let mut staged = storage.stage().await.map_err(Problem::internal)?;
     let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
     let mut format = None;
-    let mut bytes = 0u64;
     while let Some(chunk) = field.next().await {
         let chunk = chunk.map_err(malformed)?;
-        bytes += chunk.len() as u64;
         *body_bytes += chunk.len() as u64;
-        if bytes > limits.max_file_bytes {
+        if staged.bytes() + chunk.len() as u64 > limits.max_file_bytes {
             return Err(Problem::too_large(
                 "file-too-large",
                 format!(
@@ -210,10 +157,9 @@ async fn receive_file(
                 format = Some(check_format(&head, filename.as_deref())?);
             }
         }
-        hasher.update(&chunk);
-        out.write_all(&chunk).await.map_err(Problem::internal)?;
+        staged.write(&chunk).await.map_err(Problem::internal)?;
     }
-    if bytes == 0 {
+    if staged.bytes() == 0 {
         return Err(Problem::bad_request(
             "empty-file",
             format!(
@@ -226,28 +172,14 @@ async fn receive_file(
         Some(format) => format,
         None => check_format(&head, filename.as_deref())?,
     };
-    // The 202 promises the file survives a crash: it is on disk before the job exists.
-    out.sync_all().await.map_err(Problem::internal)?;
-    drop(out);
-    received.partial = None;
-    let sha256 = hex::encode(hasher.finalize());
     Ok(ReceivedFile {
-        temp,
-        job: ImageJob {
-            original: Storage::original_key(&sha256, format),
-            filename,
-            bytes,
-            sha256,
-            format,
-        },
-        created: None,
+        staged,
+        filename,
+        format,
     })
 }
 
-fn check_format(
-    head: &[u8],
-    filename: Option<&str>,
-) -> Result<crate::pipeline::ImageFormat, Problem> {
+fn check_format(head: &[u8], filename: Option<&str>) -> Result<ImageFormat, Problem> {
     match sniff(head) {
         Sniffed::Image(format) => Ok(format),
         Sniffed::Other { mime } => {
@@ -255,8 +187,9 @@ fn check_format(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-type",
                 format!(
-                    "{} looks like {mime}; accepted are JPEG, PNG, GIF, WebP, BMP and TIFF images",
-                    filename.unwrap_or("the file")
+                    "{} looks like {mime}; accepted are {} images",
+                    filename.unwrap_or("the file"),
+                    accepted_in_words("and")
                 ),
             );
             problem.detected_type = Some(mime.to_owned());

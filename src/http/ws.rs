@@ -2,9 +2,9 @@
 //!
 //! A client watches jobs by sending `{"subscribe": ["id", ...]}` (or with `?job=ID` in the URL) and
 //! stops with `{"unsubscribe": [...]}`. For each job it watches it first gets a `snapshot` (the job
-//! status of `GET /jobs/{id}`), then an `event` for every later change, in order. Events carry the
-//! fields that change (state, progress, step, error, and on completion the variants) under the
-//! same names as the status, so a page renders both the same way. Problems with a message come
+//! status of `GET /jobs/{id}`), then an `event` for every later change, in order. Both are a
+//! [`JobView`]; an event leaves out only the upload's fields, which never change, so a page merges
+//! each event over its snapshot and renders both the same way. Problems with a message come
 //! back as an `error` message; the socket stays open.
 //!
 //! Each socket is one task on the HTTP worker's thread. It reads the process's event broadcast (see
@@ -23,16 +23,15 @@ use std::time::Instant;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
 use super::AppState;
-use super::jobs::{JobStatus, rfc3339};
 use super::problem::Problem;
-use crate::config::WebSocketSettings;
+use super::settings::WebSocketSettings;
+use super::view::JobView;
 use crate::events::{Broadcast, EventHub, stopped};
-use crate::queue::{ErrorInfo, JobEvent, JobId, JobState, Queue};
+use crate::queue::{JobId, Queue};
 
 /// What the websocket route needs beyond `AppState`.
 pub struct LiveState {
@@ -55,53 +54,17 @@ struct ClientMessage {
 /// A message to the client.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
-enum ServerMessage<'a> {
-    Snapshot(JobStatus),
-    Event(EventMessage<'a>),
+enum ServerMessage {
+    /// The whole job, as `GET /jobs/{id}` gives it.
+    Snapshot(JobView),
+    /// A change: the same shape, without the upload's fields.
+    Event(JobView),
     Error {
         code: &'static str,
         detail: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
-}
-
-/// An event, under the names of the job status.
-#[derive(Debug, Serialize)]
-struct EventMessage<'a> {
-    id: JobId,
-    state: JobState,
-    attempts: u32,
-    max_attempts: u32,
-    progress: u8,
-    step: Option<&'a str>,
-    error: Option<&'a ErrorInfo>,
-    /// On completion only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    variants: Option<&'a Value>,
-    /// While retrying only: when the next attempt is due.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    due_at: Option<String>,
-    version: u64,
-    updated_at: String,
-}
-
-impl<'a> EventMessage<'a> {
-    fn new(event: &'a JobEvent) -> Self {
-        Self {
-            id: event.id,
-            state: event.state,
-            attempts: event.attempts,
-            max_attempts: event.max_attempts,
-            progress: event.progress,
-            step: event.step.as_deref(),
-            error: event.error.as_ref(),
-            variants: event.result.as_ref().map(|r| &r["variants"]),
-            due_at: event.due_at.map(rfc3339),
-            version: event.version,
-            updated_at: rfc3339(event.updated_at),
-        }
-    }
 }
 
 pub async fn connect(
@@ -297,7 +260,7 @@ impl Socket {
                 continue;
             };
             self.watched.insert(id, record.version);
-            let snapshot = JobStatus::from_record(record);
+            let snapshot = JobView::from_record(&record);
             self.send(&ServerMessage::Snapshot(snapshot)).await?;
         }
         Ok(())
@@ -324,7 +287,7 @@ impl Socket {
                     return Ok(());
                 }
                 *sent = event.version;
-                self.send(&ServerMessage::Event(EventMessage::new(&event)))
+                self.send(&ServerMessage::Event(JobView::from_event(&event)))
                     .await
             }
             Ok(Broadcast::Resync) => self.resync().await,
@@ -354,7 +317,7 @@ impl Socket {
 
     /// Sends one message. A client that has not taken it within the idle timeout is gone (the
     /// session's buffer stays full when the client stops reading).
-    async fn send(&mut self, message: &ServerMessage<'_>) -> Result<(), End> {
+    async fn send(&mut self, message: &ServerMessage) -> Result<(), End> {
         let text = serde_json::to_string(message).expect("messages serialise");
         match tokio::time::timeout(self.settings.idle_timeout(), self.session.text(text)).await {
             Ok(Ok(())) => Ok(()),

@@ -1,29 +1,17 @@
-//! The image job: what a worker does with an upload. It runs the pipeline on the stored original,
+//! `ImageHandler`: what a worker does with an upload. It runs the pipeline on the stored original,
 //! off the async executor and bounded to the machine's cores, forwards each step as progress, and
-//! answers with the variants' sizes and URLs. Pipeline errors keep their code; whether a retry can
-//! help is the pipeline's call (`is_permanent`).
+//! answers with an [`ImageResult`] naming the variants by storage key. Pipeline errors keep their
+//! code; whether a retry can help is the pipeline's call (`is_permanent`).
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::pipeline::{self, ImageFormat, Limits, Step, VariantSpec};
+use super::contract::{DecodedOriginal, ImageJob, ImageResult, StoredVariant};
+use crate::pipeline::{self, Limits, Step, VariantSpec};
 use crate::queue::{Claimed, Handler, JobError, Progress};
 use crate::storage::Storage;
-
-/// A job's payload, written by the upload handler.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ImageJob {
-    /// The original's storage key (generated, never from the client).
-    pub original: String,
-    /// The client's filename, kept only as data.
-    pub filename: Option<String>,
-    pub bytes: u64,
-    pub sha256: String,
-    pub format: ImageFormat,
-}
 
 pub struct ImageHandler {
     storage: Storage,
@@ -46,6 +34,20 @@ impl ImageHandler {
     }
 }
 
+/// Where progress stands after `step`: 10% once decoded, the other 90% shared by the variants.
+fn progress_of(step: &Step) -> (u8, String) {
+    match step {
+        Step::Decoded { .. } => (10, "decoded".to_owned()),
+        Step::VariantWritten { name, index, total } => {
+            let done = (index + 1) * 90 / (*total).max(1);
+            (
+                10 + u8::try_from(done).unwrap_or(90),
+                format!("wrote {name}"),
+            )
+        }
+    }
+}
+
 impl Handler for ImageHandler {
     async fn handle(&self, job: &Claimed, progress: &Progress) -> Result<Value, JobError> {
         let payload: ImageJob = serde_json::from_value(job.payload.clone()).map_err(|e| {
@@ -54,8 +56,8 @@ impl Handler for ImageHandler {
                 format!("the job's payload is not an image job: {e}"),
             )
         })?;
-        let source = self.storage.path(&payload.original);
-        let out_dir = self.storage.variants_dir(&job.id);
+        let storage = self.storage.clone();
+        let mut writer = self.storage.variant_writer(&job.id);
         let (specs, limits) = (self.specs.clone(), self.limits);
         let _permit = self
             .cpu
@@ -66,61 +68,56 @@ impl Handler for ImageHandler {
 
         let (steps_tx, mut steps) = mpsc::unbounded_channel();
         let work = tokio::task::spawn_blocking(move || {
-            pipeline::process(&source, &out_dir, &specs, &limits, &mut |step| {
+            let source = storage.open_original(&payload.original).map_err(|e| {
+                // Server paths are not for clients: keep them in the log only.
+                tracing::warn!(error = %e, "cannot read the stored original");
+                JobError::transient("io-error", "the stored upload could not be read")
+            })?;
+            let processed = pipeline::process(source, &specs, &limits, &mut writer, &mut |step| {
                 let _ = steps_tx.send(step);
             })
-        });
-        // Report each step while the pipeline runs; the channel closes when it is done.
-        while let Some(step) = steps.recv().await {
-            let (percent, name) = match step {
-                Step::Decoded { .. } => (10, "decoded".to_owned()),
-                Step::VariantWritten { name, index, total } => {
-                    let done = (index + 1) * 90 / total.max(1);
-                    (
-                        10 + u8::try_from(done).unwrap_or(90),
-                        format!("wrote {name}"),
-                    )
-                }
-            };
-            if let Err(e) = progress.report(percent, &name).await {
-                tracing::debug!(error = %e, "progress not recorded");
-            }
-        }
-        let processed = work
-            .await
-            .map_err(|e| {
-                JobError::transient("worker-crashed", format!("image processing crashed: {e}"))
-            })?
             .map_err(|e| {
                 if e.is_permanent() {
                     JobError::permanent(e.code(), e.to_string())
                 } else {
-                    // Server paths are not for clients: keep them in the log only.
                     tracing::warn!(error = %e, "transient pipeline failure");
                     JobError::transient(e.code(), "a storage error interrupted processing")
                 }
             })?;
+            Ok::<_, JobError>((processed, writer))
+        });
+        // Report each step while the pipeline runs; the channel closes when it is done.
+        while let Some(step) = steps.recv().await {
+            let (percent, name) = progress_of(&step);
+            if let Err(e) = progress.report(percent, &name).await {
+                tracing::debug!(error = %e, "progress not recorded");
+            }
+        }
+        let (processed, writer) = work.await.map_err(|e| {
+            JobError::transient("worker-crashed", format!("image processing crashed: {e}"))
+        })??;
 
-        let variants: Vec<Value> = processed
+        let variants = processed
             .variants
-            .iter()
-            .map(|v| {
-                json!({
-                    "name": v.name,
-                    "width": v.width,
-                    "height": v.height,
-                    "bytes": v.bytes,
-                    "url": format!("/media/{}", Storage::variant_key(&job.id, &v.name)),
-                })
+            .into_iter()
+            .zip(writer.written())
+            .map(|(v, key)| StoredVariant {
+                name: v.name,
+                width: v.width,
+                height: v.height,
+                bytes: v.bytes,
+                key: key.clone(),
             })
             .collect();
-        Ok(json!({
-            "original": {
-                "format": processed.original.format,
-                "width": processed.original.width,
-                "height": processed.original.height,
+        let result = ImageResult {
+            original: DecodedOriginal {
+                format: processed.original.format,
+                width: processed.original.width,
+                height: processed.original.height,
             },
-            "variants": variants,
-        }))
+            variants,
+        };
+        serde_json::to_value(&result)
+            .map_err(|e| JobError::permanent("internal", format!("cannot record the result: {e}")))
     }
 }

@@ -2,9 +2,7 @@
 //! is not an accepted image, too large, damaged or cut short, and deciding that before the pixel
 //! memory is allocated wherever the header allows.
 
-use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader};
@@ -66,18 +64,26 @@ impl std::fmt::Debug for DecodedImage {
     }
 }
 
-/// Decodes the image at `source`: sniffs the format, checks the header against `limits`, decodes
-/// the first frame, applies the EXIF orientation and converts to 8 bits a channel.
-pub fn decode(source: &Path, limits: &Limits) -> Result<DecodedImage, PipelineError> {
-    let file = File::open(source).map_err(PipelineError::io("open", source))?;
-    let mut reader = BufReader::new(file);
-    let format = sniff_file(&mut reader, source)?;
+/// Decodes the image read from `source` (a file, or bytes in memory): sniffs the format, checks
+/// the header against `limits`, decodes the first frame, applies the EXIF orientation and converts
+/// to 8 bits a channel.
+pub fn decode(source: impl Read + Seek, limits: &Limits) -> Result<DecodedImage, PipelineError> {
+    let mut reader = BufReader::new(source);
+    let format = sniff_source(&mut reader)?;
+    if format == ImageFormat::Jpeg {
+        // Before decoding: the JPEG decoder would grey-fill a file that is cut short.
+        let whole = jpeg::reaches_end_marker(&mut reader).map_err(PipelineError::read)?;
+        if !whole {
+            return Err(PipelineError::Truncated { format });
+        }
+        reader.rewind().map_err(PipelineError::read)?;
+    }
 
     let mut image_reader = ImageReader::with_format(reader, format.to_image_crate());
     // No width or height limits here: we check those ourselves below, to say which limit and by
     // how much. The default allocation cap stays as a guard on metadata chunks and the like.
     image_reader.limits(image::Limits::default());
-    let from_decoder = |e| PipelineError::from_decoder(format, source, e);
+    let from_decoder = |e| PipelineError::from_decoder(format, e);
     // Constructing a decoder reads only the header (and, for JPEG, the file into memory).
     let mut decoder = image_reader.into_decoder().map_err(from_decoder)?;
 
@@ -90,15 +96,6 @@ pub fn decode(source: &Path, limits: &Limits) -> Result<DecodedImage, PipelineEr
         (width, height)
     };
     limits.check(shown_width, shown_height)?;
-
-    if format == ImageFormat::Jpeg {
-        let file = File::open(source).map_err(PipelineError::io("open", source))?;
-        let whole = jpeg::reaches_end_marker(BufReader::new(file))
-            .map_err(PipelineError::io("read", source))?;
-        if !whole {
-            return Err(PipelineError::Truncated { format });
-        }
-    }
 
     // For GIF and WebP this is the first frame of an animation.
     let image = DynamicImage::from_decoder(decoder).map_err(from_decoder)?;
@@ -123,16 +120,16 @@ pub fn decode(source: &Path, limits: &Limits) -> Result<DecodedImage, PipelineEr
 }
 
 /// Reads the first bytes and names the format, leaving the reader back at the start.
-fn sniff_file(reader: &mut BufReader<File>, source: &Path) -> Result<ImageFormat, PipelineError> {
+fn sniff_source(reader: &mut (impl Read + Seek)) -> Result<ImageFormat, PipelineError> {
     let mut head = Vec::with_capacity(SNIFF_LEN);
     reader
         .by_ref()
         .take(SNIFF_LEN as u64)
         .read_to_end(&mut head)
-        .map_err(PipelineError::io("read", source))?;
+        .map_err(PipelineError::read)?;
     reader
         .seek(SeekFrom::Start(0))
-        .map_err(PipelineError::io("read", source))?;
+        .map_err(PipelineError::read)?;
     match sniff(&head) {
         Sniffed::Image(format) => Ok(format),
         Sniffed::Other { mime } => Err(PipelineError::UnsupportedFormat { detected: mime }),

@@ -6,9 +6,8 @@
 
 use std::error::Error as _;
 use std::io;
-use std::path::{Path, PathBuf};
 
-use super::format::{ImageFormat, describe};
+use super::format::{ImageFormat, accepted_in_words, describe};
 use super::limits::megapixels;
 
 /// Which size limit an image broke.
@@ -45,9 +44,10 @@ impl SizeLimit {
 pub enum PipelineError {
     /// Not one of the formats we accept; `detected` is the media type [`super::sniff`] named.
     #[error(
-        "the file is {}{}, which we don't accept; upload a JPEG, PNG, GIF, WebP, BMP or TIFF image",
+        "the file is {}{}, which we don't accept; upload a {} image",
         describe(detected),
-        mime_suffix(detected)
+        mime_suffix(detected),
+        accepted_in_words("or")
     )]
     UnsupportedFormat { detected: &'static str },
 
@@ -82,10 +82,17 @@ pub enum PipelineError {
         transient: bool,
     },
 
-    #[error("could not {action} {}: {source}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
+    /// Reading the source failed (the caller's storage, not the image, is at fault).
+    #[error("could not read the image: {source}")]
+    Read {
+        #[source]
+        source: io::Error,
+    },
+
+    /// The sink refused a variant (see [`super::VariantSink`]).
+    #[error("could not store the '{variant}' variant: {source}")]
+    Store {
+        variant: String,
         #[source]
         source: io::Error,
     },
@@ -102,7 +109,7 @@ impl PipelineError {
             Self::Truncated { .. } => "truncated-image",
             Self::TooLarge { .. } => "image-too-large",
             Self::Encode { .. } => "encode-failed",
-            Self::Io { .. } => "io-error",
+            Self::Read { .. } | Self::Store { .. } => "io-error",
         }
     }
 
@@ -117,28 +124,23 @@ impl PipelineError {
             | Self::Truncated { .. }
             | Self::TooLarge { .. } => true,
             Self::Encode { transient, .. } => !transient,
-            Self::Io { .. } => false,
+            Self::Read { .. } | Self::Store { .. } => false,
         }
     }
 
-    /// For `map_err`: an I/O error while trying to `action` the file or directory at `path`.
-    pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Self {
-        let path = path.to_path_buf();
-        move |source| Self::Io {
-            action,
-            path,
-            source,
-        }
+    /// For `map_err`: reading the source failed.
+    pub(crate) fn read(source: io::Error) -> Self {
+        Self::Read { source }
     }
 
-    /// Sorts a decoder's error into ours. `source` is the file being decoded, for I/O errors.
-    pub(crate) fn from_decoder(format: ImageFormat, source: &Path, err: image::ImageError) -> Self {
+    /// Sorts a decoder's error into ours.
+    pub(crate) fn from_decoder(format: ImageFormat, err: image::ImageError) -> Self {
         use image::ImageError as E;
         if ends_early(&err) {
             return Self::Truncated { format };
         }
         match err {
-            E::IoError(e) => Self::io("read", source)(e),
+            E::IoError(e) => Self::read(e),
             E::Limits(_) => Self::TooLarge {
                 width: 0,
                 height: 0,

@@ -47,6 +47,18 @@ impl ImageFormat {
         }
     }
 
+    /// The extension pixdrop stores it under.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+            Self::Gif => "gif",
+            Self::WebP => "webp",
+            Self::Bmp => "bmp",
+            Self::Tiff => "tiff",
+        }
+    }
+
     /// The IANA media type, e.g. `image/jpeg`.
     pub fn mime(self) -> &'static str {
         match self {
@@ -98,6 +110,16 @@ impl ImageFormat {
 impl fmt::Display for ImageFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// Every accepted format by its label, as a list in words: `JPEG, PNG, GIF, WebP, BMP or TIFF`.
+pub fn accepted_in_words(last_joiner: &str) -> String {
+    let labels: Vec<&str> = ImageFormat::ALL.iter().map(|f| f.label()).collect();
+    match labels.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} {last_joiner} {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 

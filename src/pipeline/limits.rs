@@ -27,6 +27,21 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// What is wrong with these limits themselves, as `(field, "field (value) must ...")` pairs:
+    /// a zero limit would refuse every image.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut found = Vec::new();
+        let mut at_least_one = |field: &'static str, value: u64| {
+            if value == 0 {
+                found.push((field, format!("{field} ({value}) must be at least 1")));
+            }
+        };
+        at_least_one("max_pixels", self.max_pixels);
+        at_least_one("max_width", u64::from(self.max_width));
+        at_least_one("max_height", u64::from(self.max_height));
+        found
+    }
+
     /// `Ok` if an image of this size may be decoded; otherwise the limit it breaks.
     pub fn check(&self, width: u32, height: u32) -> Result<(), PipelineError> {
         let too_large = |limit| PipelineError::TooLarge {

@@ -8,8 +8,9 @@
 //!    decodes the first frame once, applies the EXIF orientation and settles on 8-bit RGB(A).
 //! 3. [`render`] makes one [`VariantSpec`] from that decoded image: crop and resize with
 //!    `fast_image_resize` (alpha premultiplied), then lossy WebP.
-//! 4. [`process`] does all of that for a file and writes `{out_dir}/{name}.webp` atomically,
-//!    reporting each [`Step`] as it goes.
+//! 4. [`process`] does all of that for one source and hands each variant to a [`VariantSink`]
+//!    (pixdrop's storage, or memory), reporting each [`Step`] as it goes. The pipeline reads from
+//!    any `Read + Seek` and never names a path.
 //!
 //! Every failure is a [`PipelineError`] with a stable `code()` and `is_permanent()`, so a worker
 //! knows whether a retry could help.
@@ -22,16 +23,17 @@ mod jpeg;
 mod limits;
 mod process;
 mod render;
+mod sink;
 mod spec;
-mod write;
 
 #[cfg(test)]
 mod tests;
 
 pub use decode::{DecodedImage, decode};
 pub use error::{PipelineError, SizeLimit};
-pub use format::{ImageFormat, SNIFF_LEN, Sniffed, sniff};
+pub use format::{ImageFormat, SNIFF_LEN, Sniffed, accepted_in_words, sniff};
 pub use limits::Limits;
 pub use process::{OriginalInfo, Processed, Step, VariantOutput, process};
 pub use render::{Rendered, render};
+pub use sink::VariantSink;
 pub use spec::{Fit, SpecError, VariantSpec};

@@ -1,7 +1,7 @@
-//! The whole job for one upload: decode once, make and write every variant, report progress, and
-//! describe what was produced.
+//! The whole job for one upload: decode once, make every variant and hand it to the sink, report
+//! progress, and describe what was produced.
 
-use std::path::{Path, PathBuf};
+use std::io::{Read, Seek};
 
 use serde::Serialize;
 
@@ -10,8 +10,8 @@ use super::error::PipelineError;
 use super::format::ImageFormat;
 use super::limits::Limits;
 use super::render::render;
+use super::sink::VariantSink;
 use super::spec::VariantSpec;
-use super::write::write_variant;
 
 /// Progress, reported to the caller's `on_step` as it happens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +19,7 @@ use super::write::write_variant;
 pub enum Step {
     /// The source is decoded and oriented; `width` x `height` is its displayed size.
     Decoded { width: u32, height: u32 },
-    /// The variant `name`, `specs[index]`, is on disk; `total` is `specs.len()`, so
+    /// The variant `name`, `specs[index]`, is in the sink; `total` is `specs.len()`, so
     /// `index + 1` of `total` are done.
     VariantWritten {
         name: String,
@@ -45,30 +45,28 @@ pub struct OriginalInfo {
     pub height: u32,
 }
 
-/// One variant file on disk.
+/// One variant handed to the sink.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VariantOutput {
     pub name: String,
     pub width: u32,
     pub height: u32,
-    /// File size.
+    /// Size of the WebP.
     pub bytes: u64,
-    /// `{out_dir}/{name}.webp`.
-    pub path: PathBuf,
 }
 
-/// Turns the image at `source` into one WebP file per spec, `{out_dir}/{spec.name}.webp`.
+/// Turns the image read from `source` into one WebP per spec, each handed to `sink` under the
+/// spec's name.
 ///
 /// The image is checked against `limits` from its header, then decoded once; every variant is
-/// made from that one decode. Each file is written atomically, and the output depends only on
-/// the input, so running this again (a retried job) rewrites identical files. `out_dir` is
-/// created if missing, but only once the source has decoded: a rejected upload leaves no trace.
-/// Spec names should be unique: a later spec with the same name replaces the earlier file.
+/// made from that one decode. The output depends only on the input, so running this again (a
+/// retried job) hands over identical bytes. Nothing reaches the sink unless the source decodes:
+/// a rejected upload leaves no trace. Spec names should be unique (settings check that).
 pub fn process(
-    source: &Path,
-    out_dir: &Path,
+    source: impl Read + Seek,
     specs: &[VariantSpec],
     limits: &Limits,
+    sink: &mut dyn VariantSink,
     on_step: &mut dyn FnMut(Step),
 ) -> Result<Processed, PipelineError> {
     let image = decode(source, limits)?;
@@ -82,17 +80,19 @@ pub fn process(
         height: original.height,
     });
 
-    std::fs::create_dir_all(out_dir).map_err(PipelineError::io("create", out_dir))?;
     let mut variants = Vec::with_capacity(specs.len());
     for (index, spec) in specs.iter().enumerate() {
         let rendered = render(&image, spec)?;
-        let path = write_variant(out_dir, spec.name(), rendered.webp())?;
+        sink.put(spec.name(), rendered.webp())
+            .map_err(|source| PipelineError::Store {
+                variant: spec.name().to_owned(),
+                source,
+            })?;
         variants.push(VariantOutput {
             name: spec.name().to_string(),
             width: rendered.width(),
             height: rendered.height(),
             bytes: rendered.webp().len() as u64,
-            path,
         });
         on_step(Step::VariantWritten {
             name: spec.name().to_string(),

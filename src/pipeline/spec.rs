@@ -94,6 +94,16 @@ impl VariantSpec {
         vec![Self::thumb(), Self::large()]
     }
 
+    /// The first name that two of `specs` share, if any: their files would overwrite each other.
+    pub fn first_duplicate(specs: &[Self]) -> Option<&str> {
+        specs.iter().enumerate().find_map(|(i, spec)| {
+            specs[..i]
+                .iter()
+                .any(|earlier| earlier.name == spec.name)
+                .then_some(spec.name.as_str())
+        })
+    }
+
     fn known_good(name: &str, side: u32) -> Self {
         Self {
             name: name.to_string(),

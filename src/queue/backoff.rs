@@ -3,7 +3,7 @@
 
 use rand::Rng;
 
-use crate::config::QueueSettings;
+use super::settings::QueueSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
@@ -16,12 +16,13 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// From checked settings (factor at least 1, cap at least the base, jitter within 0..=1).
     pub fn from_settings(s: &QueueSettings) -> Self {
         Self {
             base_ms: s.backoff_base_ms,
-            factor: s.backoff_factor.max(1.0),
-            max_ms: s.backoff_max_ms.max(s.backoff_base_ms),
-            jitter: s.backoff_jitter.clamp(0.0, 1.0),
+            factor: s.backoff_factor,
+            max_ms: s.backoff_max_ms,
+            jitter: s.backoff_jitter,
         }
     }
 

@@ -1,6 +1,6 @@
-//! `Queue`: the handle every part of pixdrop uses to put jobs in, read them, cancel or resubmit them,
-//! and to run the queue's upkeep (promoting due retries, recovering dead instances' jobs). It holds
-//! the shared connection pool; workers get their own connections from it (see `worker_conn.rs`).
+//! `Queue`: the handle every part of pixdrop uses to put jobs in, read them, cancel or resubmit them.
+//! It holds the shared connection pool; workers get their own connections from it (see
+//! `worker_conn.rs`), and the upkeep runs on it (`maintenance.rs`, `reaper.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,9 +12,9 @@ use serde_json::Value;
 use super::backoff::Backoff;
 use super::clock::{Clock, SystemClock};
 use super::job::{JobId, JobRecord, JobState};
-use super::keys::{Keys, instance_of};
+use super::keys::{KeyPrefix, Keys};
 use super::scripts::Scripts;
-use crate::config::{QueueSettings, RedisSettings};
+use super::settings::QueueSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -31,10 +31,11 @@ pub type QueueResult<T> = Result<T, QueueError>;
 /// A cheap-to-clone handle on the queue.
 #[derive(Clone)]
 pub struct Queue {
-    pub(crate) inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
+/// The queue's internals, shared by its modules and by no one else.
+pub(super) struct Inner {
     pub client: redis::Client,
     pub pool: Pool,
     /// One multiplexed, self-reconnecting connection shared by every worker of this process for
@@ -77,22 +78,24 @@ pub struct Depths {
 }
 
 impl Queue {
-    /// A queue on the Redis at `url`. Connects lazily; call `check_server` at start-up.
+    /// A queue on the Redis at `url`, its keys under `prefix`, with `pool_size` (at least 1)
+    /// shared connections. Connects lazily; call `check_server` at start-up.
     pub fn connect(
         url: &str,
-        redis: &RedisSettings,
+        prefix: &KeyPrefix,
+        pool_size: usize,
         settings: &QueueSettings,
     ) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
         let mut pool_config = deadpool_redis::Config::from_url(url);
-        pool_config.pool = Some(deadpool_redis::PoolConfig::new(redis.pool_size.max(1)));
+        pool_config.pool = Some(deadpool_redis::PoolConfig::new(pool_size));
         let pool = pool_config.create_pool(Some(Runtime::Tokio1))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
                 pool,
                 workers_conn: tokio::sync::OnceCell::new(),
-                keys: Keys::new(&redis.key_prefix),
+                keys: Keys::new(prefix),
                 scripts: Scripts::load(),
                 settings: settings.clone(),
                 backoff: Backoff::from_settings(settings),
@@ -130,12 +133,12 @@ impl Queue {
         &self.inner.client
     }
 
-    pub(crate) fn now(&self) -> u64 {
+    pub(super) fn now(&self) -> u64 {
         self.inner.clock.now_ms()
     }
 
     /// The workers' shared connection (see `Inner::workers_conn`).
-    pub(crate) async fn workers_conn(&self) -> QueueResult<redis::aio::ConnectionManager> {
+    pub(super) async fn workers_conn(&self) -> QueueResult<redis::aio::ConnectionManager> {
         let conn = self
             .inner
             .workers_conn
@@ -151,7 +154,7 @@ impl Queue {
         Ok(conn.clone())
     }
 
-    pub(crate) async fn conn(&self) -> QueueResult<deadpool_redis::Connection> {
+    pub(super) async fn conn(&self) -> QueueResult<deadpool_redis::Connection> {
         Ok(self.inner.pool.get().await?)
     }
 
@@ -213,7 +216,7 @@ impl Queue {
             .key(keys.waiting())
             .arg(id.to_string())
             .arg(payload.to_string())
-            .arg(self.inner.settings.max_attempts.max(1))
+            .arg(self.inner.settings.max_attempts)
             .arg(self.now())
             .arg(keys.events());
         invocation
@@ -248,7 +251,7 @@ impl Queue {
     pub async fn cancel(&self, id: &JobId) -> QueueResult<CancelOutcome> {
         let keys = &self.inner.keys;
         let mut conn = self.conn().await?;
-        let (done, state): (i64, String) = self
+        let (done, found): (i64, String) = self
             .inner
             .scripts
             .cancel
@@ -261,12 +264,10 @@ impl Queue {
             .arg(keys.events())
             .invoke_async(&mut conn)
             .await?;
-        Ok(match (done, state.as_str()) {
-            (_, "missing") => CancelOutcome::NotFound,
-            (1, was) => CancelOutcome::Cancelled {
-                was: parse_state(was)?,
-            },
-            (_, now) => CancelOutcome::Finished(parse_state(now)?),
+        Ok(match (done, found_state(&found)?) {
+            (_, None) => CancelOutcome::NotFound,
+            (1, Some(was)) => CancelOutcome::Cancelled { was },
+            (_, Some(now)) => CancelOutcome::Finished(now),
         })
     }
 
@@ -287,8 +288,10 @@ impl Queue {
             .await?;
         Ok(match answer.as_slice() {
             [ok] if ok == "1" => ResubmitOutcome::Queued,
-            [_, state] if state == "missing" => ResubmitOutcome::NotFound,
-            [_, state] => ResubmitOutcome::NotResubmittable(parse_state(state)?),
+            [_, found] => match found_state(found)? {
+                None => ResubmitOutcome::NotFound,
+                Some(state) => ResubmitOutcome::NotResubmittable(state),
+            },
             other => return Err(QueueError::Protocol(format!("resubmit answered {other:?}"))),
         })
     }
@@ -302,130 +305,13 @@ impl Queue {
             .await?;
         Ok(Depths { waiting, retrying })
     }
-
-    /// Moves every retry whose backoff is over back to the waiting list; returns how many moved.
-    /// Safe to run from many instances at once (see `lua/promote.lua`).
-    pub async fn promote_due(&self) -> QueueResult<usize> {
-        const BATCH: isize = 200;
-        let keys = &self.inner.keys;
-        let mut conn = self.conn().await?;
-        let mut promoted = 0;
-        loop {
-            let now = self.now();
-            let due: Vec<String> = conn
-                .zrangebyscore_limit(keys.retrying(), "-inf", now, 0, BATCH)
-                .await?;
-            if due.is_empty() {
-                return Ok(promoted);
-            }
-            let mut invocation = self.inner.scripts.promote.prepare_invoke();
-            invocation.key(keys.retrying()).key(keys.waiting());
-            invocation.arg(now).arg(keys.events());
-            for raw in &due {
-                match raw.parse::<JobId>() {
-                    Ok(id) => invocation.key(keys.job(&id)),
-                    // Not ours to run; the script drops it from the schedule like any stale entry.
-                    Err(_) => invocation.key(format!("{}:invalid", keys.retrying())),
-                };
-                invocation.arg(raw);
-            }
-            let moved: usize = invocation.invoke_async(&mut conn).await?;
-            promoted += moved;
-            if due.len() < BATCH as usize {
-                return Ok(promoted);
-            }
-        }
-    }
-
-    /// Returns the jobs of every worker whose instance's heartbeat has expired to the waiting list
-    /// (failing those that stalled too often), then forgets those workers. One instance reaps at a
-    /// time; if the lock lapses mid-run a second reaper is harmless, as every move is checked.
-    pub async fn reap_dead(&self) -> QueueResult<usize> {
-        let keys = &self.inner.keys;
-        let mut conn = self.conn().await?;
-        let lock_ms = self.inner.settings.reaper_interval_ms.max(1_000);
-        let token = JobId::new().to_string();
-        let locked: Option<String> = redis::cmd("SET")
-            .arg(keys.reaper_lock())
-            .arg(&token)
-            .arg("NX")
-            .arg("PX")
-            .arg(lock_ms)
-            .query_async(&mut conn)
-            .await?;
-        if locked.is_none() {
-            return Ok(0);
-        }
-        let workers: Vec<String> = conn.smembers(keys.workers()).await?;
-        let mut recovered = 0;
-        for worker in workers {
-            let heartbeat = keys.heartbeat(instance_of(&worker));
-            if conn.exists(&heartbeat).await? {
-                continue;
-            }
-            let processing = keys.processing(&worker);
-            let ids: Vec<String> = conn.lrange(&processing, 0, -1).await?;
-            for raw in ids {
-                let outcome = self.recover(&mut conn, &worker, &raw, true).await?;
-                if outcome == "alive" {
-                    break;
-                }
-                if outcome == "requeued" || outcome == "failed" {
-                    recovered += 1;
-                    tracing::warn!(job_id = %raw, %worker, %outcome, "recovered a job from a dead instance");
-                }
-            }
-            let _: i64 = self
-                .inner
-                .scripts
-                .forget_worker
-                .key(&heartbeat)
-                .key(&processing)
-                .key(keys.workers())
-                .arg(&worker)
-                .invoke_async(&mut conn)
-                .await?;
-        }
-        Ok(recovered)
-    }
-
-    /// Runs `lua/recover.lua` for one id of one worker's processing list.
-    pub(crate) async fn recover(
-        &self,
-        conn: &mut impl redis::aio::ConnectionLike,
-        worker: &str,
-        raw_id: &str,
-        require_dead: bool,
-    ) -> QueueResult<String> {
-        let keys = &self.inner.keys;
-        // A malformed id cannot name a job; give the script a key that holds nothing so it is
-        // simply dropped from the list.
-        let job_key = match raw_id.parse::<JobId>() {
-            Ok(id) => keys.job(&id),
-            Err(_) => format!("{}:invalid", keys.processing(worker)),
-        };
-        let settings = &self.inner.settings;
-        Ok(self
-            .inner
-            .scripts
-            .recover
-            .key(keys.heartbeat(instance_of(worker)))
-            .key(keys.processing(worker))
-            .key(keys.waiting())
-            .key(job_key)
-            .key(keys.workers())
-            .arg(raw_id)
-            .arg(worker)
-            .arg(self.now())
-            .arg(settings.max_stalls)
-            .arg(settings.failed_retention_secs * 1000)
-            .arg(keys.events())
-            .arg(if require_dead { "1" } else { "0" })
-            .invoke_async(conn)
-            .await?)
-    }
 }
 
-pub(crate) fn parse_state(s: &str) -> QueueResult<JobState> {
-    s.parse().map_err(QueueError::Protocol)
+/// Reads a state a script reported, where `missing` means the job has no record (unknown, or
+/// expired): `None`.
+pub(super) fn found_state(found: &str) -> QueueResult<Option<JobState>> {
+    match found {
+        "missing" => Ok(None),
+        state => state.parse().map(Some).map_err(QueueError::Protocol),
+    }
 }

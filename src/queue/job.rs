@@ -134,7 +134,7 @@ pub struct JobRecord {
 
 impl JobRecord {
     /// Builds the record from HGETALL's answer; `None` when the hash is empty (no such job).
-    pub(crate) fn from_hash(id: JobId, mut h: HashMap<String, String>) -> Option<Self> {
+    pub(super) fn from_hash(id: JobId, mut h: HashMap<String, String>) -> Option<Self> {
         let state = h.get("state")?.parse().ok()?;
         let error = match (h.remove("error_code"), h.remove("error_detail")) {
             (Some(code), detail) => Some(ErrorInfo {
@@ -162,6 +162,25 @@ impl JobRecord {
             payload: json(h.remove("payload")).unwrap_or(serde_json::Value::Null),
             result: json(h.remove("result")),
         })
+    }
+}
+
+impl JobRecord {
+    /// The record as an event of its latest transition would report it.
+    pub fn event(&self) -> JobEvent {
+        JobEvent {
+            id: self.id,
+            state: self.state,
+            attempts: self.attempts,
+            max_attempts: self.max_attempts,
+            progress: self.progress,
+            step: self.step.clone(),
+            error: self.error.clone(),
+            result: self.result.clone(),
+            due_at: self.due_at,
+            version: self.version,
+            updated_at: self.updated_at,
+        }
     }
 }
 

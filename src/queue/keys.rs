@@ -1,7 +1,33 @@
 //! Every Redis key and channel the queue uses, one function each. All share the hash tag `{prefix}`,
 //! so they map to one Redis Cluster slot and any script may touch any of them.
 
+use std::fmt;
+
 use super::job::JobId;
+
+/// The `redis.key_prefix`, checked: non-empty and free of braces, so `{prefix}` is a hash tag
+/// Redis Cluster honours (it ignores `{}`, and a brace inside would end the tag early).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPrefix(String);
+
+impl KeyPrefix {
+    /// `Err` says why, to follow the setting's name and value.
+    pub fn parse(prefix: &str) -> Result<Self, &'static str> {
+        if prefix.is_empty() {
+            return Err("must not be empty: every key is tagged {prefix} for Redis Cluster");
+        }
+        if prefix.contains(['{', '}']) {
+            return Err("must not contain '{' or '}': pixdrop adds the braces of the hash tag");
+        }
+        Ok(Self(prefix.to_owned()))
+    }
+}
+
+impl fmt::Display for KeyPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -12,16 +38,18 @@ pub struct Keys {
     retrying: String,
     workers: String,
     events: String,
+    void: String,
 }
 
 impl Keys {
-    pub fn new(prefix: &str) -> Self {
+    pub fn new(prefix: &KeyPrefix) -> Self {
         let tag = format!("{{{prefix}}}");
         Self {
             waiting: format!("{tag}:waiting"),
             retrying: format!("{tag}:retrying"),
             workers: format!("{tag}:workers"),
             events: format!("{tag}:events"),
+            void: format!("{tag}:void"),
             tag,
         }
     }
@@ -60,6 +88,12 @@ impl Keys {
     /// Held by the one reaper running at a time across all instances.
     pub fn reaper_lock(&self) -> String {
         format!("{}:reaper-lock", self.tag)
+    }
+
+    /// A key nothing ever writes: named to a script in place of a job's hash when an id read from
+    /// a list is malformed, so the script sees no job and just drops the id.
+    pub fn void(&self) -> &str {
+        &self.void
     }
 
     /// The pub/sub channel every transition publishes its event on.

@@ -1,12 +1,13 @@
 //! The upkeep every worker instance runs beside its workers: its heartbeat (which tells the others
-//! it is alive), the scheduler that promotes due retries, and the reaper that recovers the jobs of
-//! instances whose heartbeat expired. All three survive Redis errors by waiting and trying again.
+//! it is alive), the scheduler that promotes due retries, and the reaper (`reaper.rs`) that
+//! recovers the jobs of instances whose heartbeat expired. All three survive Redis errors by
+//! waiting and trying again.
 
-use std::time::Duration;
-
+use redis::AsyncCommands;
 use tokio::sync::watch;
 
 use super::client::{Queue, QueueResult};
+use super::job::JobId;
 use super::reconnect::ReconnectDelay;
 
 impl Queue {
@@ -20,13 +21,47 @@ impl Queue {
             .arg(keys.heartbeat(instance))
             .arg(self.now())
             .arg("PX")
-            .arg(self.settings().heartbeat_ttl_ms.max(1))
+            .arg(self.settings().heartbeat_ttl_ms)
             .ignore();
         if !workers.is_empty() {
             pipe.sadd(keys.workers(), workers).ignore();
         }
         pipe.query_async::<()>(&mut conn).await?;
         Ok(())
+    }
+
+    /// Moves every retry whose backoff is over back to the waiting list; returns how many moved.
+    /// Safe to run from many instances at once (see `lua/promote.lua`).
+    pub async fn promote_due(&self) -> QueueResult<usize> {
+        const BATCH: isize = 200;
+        let keys = self.keys();
+        let mut conn = self.conn().await?;
+        let mut promoted = 0;
+        loop {
+            let now = self.now();
+            let due: Vec<String> = conn
+                .zrangebyscore_limit(keys.retrying(), "-inf", now, 0, BATCH)
+                .await?;
+            if due.is_empty() {
+                return Ok(promoted);
+            }
+            let mut invocation = self.inner.scripts.promote.prepare_invoke();
+            invocation.key(keys.retrying()).key(keys.waiting());
+            invocation.arg(now).arg(keys.events());
+            for raw in &due {
+                match raw.parse::<JobId>() {
+                    Ok(id) => invocation.key(keys.job(&id)),
+                    // Not ours to run; the script drops it from the schedule like any stale entry.
+                    Err(_) => invocation.key(keys.void()),
+                };
+                invocation.arg(raw);
+            }
+            let moved: usize = invocation.invoke_async(&mut conn).await?;
+            promoted += moved;
+            if due.len() < BATCH as usize {
+                return Ok(promoted);
+            }
+        }
     }
 
     /// Ends the instance's heartbeat and forgets its workers whose lists are empty. Anything still
@@ -56,13 +91,13 @@ impl Queue {
 }
 
 /// Keeps the heartbeat alive until `stop` turns true.
-pub(crate) async fn heartbeat(
+pub(super) async fn heartbeat(
     queue: Queue,
     instance: String,
     workers: Vec<String>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let every = Duration::from_millis(queue.settings().heartbeat_interval_ms.max(10));
+    let every = queue.settings().heartbeat_interval();
     let mut delay = ReconnectDelay::new();
     loop {
         match queue.beat(&instance, &workers).await {
@@ -83,13 +118,10 @@ pub(crate) async fn heartbeat(
 }
 
 /// Promotes due retries and reaps dead instances until `stop` turns true.
-pub(crate) async fn upkeep(queue: Queue, mut stop: watch::Receiver<bool>) {
+pub(super) async fn upkeep(queue: Queue, mut stop: watch::Receiver<bool>) {
     let settings = queue.settings();
-    let mut promote = tokio::time::interval(Duration::from_millis(
-        settings.scheduler_interval_ms.max(10),
-    ));
-    let mut reap =
-        tokio::time::interval(Duration::from_millis(settings.reaper_interval_ms.max(10)));
+    let mut promote = tokio::time::interval(settings.scheduler_interval());
+    let mut reap = tokio::time::interval(settings.reaper_interval());
     promote.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut delay = ReconnectDelay::new();

@@ -17,8 +17,8 @@ use super::job::JobError;
 use super::maintenance;
 use super::progress::Progress;
 use super::reconnect::ReconnectDelay;
+use super::settings::WorkerSettings;
 use super::worker_conn::{Claim, Claimed, Settled, WorkerConn};
-use crate::config::WorkerSettings;
 
 /// What the pool runs for each job. The queue knows nothing about what a job means: the handler
 /// gets its JSON payload and returns a JSON result, or an error saying whether to retry.
@@ -64,7 +64,7 @@ impl<H: Handler> WorkerPool<H> {
 
     /// Runs until `shutdown` resolves, then stops gracefully (see the module doc).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let workers: Vec<String> = (0..self.settings.concurrency.max(1))
+        let workers: Vec<String> = (0..self.settings.concurrency)
             .map(|slot| format!("{}/{slot}", self.instance))
             .collect();
         // `stop`: claim no more jobs. `abort`: the grace period is over, hand running jobs back.
@@ -167,7 +167,7 @@ impl<H: Handler> Worker<H> {
                 match claim {
                     Ok(Claim::Empty) => {}
                     Ok(Claim::Skipped { id, state }) => {
-                        tracing::debug!(job_id = %id, %state, "skipped a job that is no longer runnable");
+                        tracing::debug!(job_id = %id, ?state, "skipped a job that is no longer runnable");
                     }
                     Ok(Claim::Job(job)) => match self.run_job(&mut conn, job).await {
                         Some(claimed) => next = claimed,
@@ -256,7 +256,10 @@ impl<H: Handler> Worker<H> {
                     return answer;
                 }
                 Ok(Settled::LeaseLost { state }) => {
-                    tracing::warn!(%state, "lease lost: the job was cancelled or recovered elsewhere; result discarded");
+                    tracing::warn!(
+                        ?state,
+                        "lease lost: the job was cancelled or recovered elsewhere; result discarded"
+                    );
                     return answer;
                 }
                 Err(e) => {

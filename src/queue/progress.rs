@@ -16,7 +16,7 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub(crate) fn new(queue: Queue, conn: ConnectionManager, owner: String, job: Claimed) -> Self {
+    pub(super) fn new(queue: Queue, conn: ConnectionManager, owner: String, job: Claimed) -> Self {
         Self {
             queue,
             conn,

@@ -10,7 +10,7 @@ fn load(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}\n{body}"))
 }
 
-pub(crate) struct Scripts {
+pub(super) struct Scripts {
     pub enqueue: Script,
     pub activate: Script,
     pub progress: Script,

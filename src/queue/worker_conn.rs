@@ -9,8 +9,8 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 use serde_json::Value;
 
-use super::client::{Queue, QueueError, QueueResult};
-use super::job::{JobError, JobId};
+use super::client::{Queue, QueueError, QueueResult, found_state};
+use super::job::{ErrorKind, JobError, JobId, JobState};
 
 /// A worker's connections: its own for BLMOVE (which blocks the connection it runs on), and the
 /// process's shared one for the scripts.
@@ -36,7 +36,7 @@ pub struct Claimed {
 
 impl Claimed {
     /// The fencing token handed out at activation.
-    pub(crate) fn lease(&self) -> &str {
+    pub(super) fn lease(&self) -> &str {
         &self.lease
     }
 }
@@ -49,7 +49,8 @@ pub enum Claim {
     /// A job is ours to run.
     Job(Claimed),
     /// An id arrived but its job is not runnable (cancelled meanwhile, or expired): it was dropped.
-    Skipped { id: String, state: String },
+    /// `state` is the job's, or `None` when it has no record (or the id was malformed).
+    Skipped { id: String, state: Option<JobState> },
 }
 
 /// The answer to ack, retry, fail and hand back.
@@ -57,9 +58,10 @@ pub enum Claim {
 pub enum Settled {
     Done,
     /// The lease was lost (the job was cancelled, or reaped while this worker was cut off, and may
-    /// be running elsewhere): the record was not changed. Carries the job's current state.
+    /// be running elsewhere): the record was not changed. Carries the job's current state, or
+    /// `None` when its record is gone.
     LeaseLost {
-        state: String,
+        state: Option<JobState>,
     },
 }
 
@@ -67,10 +69,10 @@ impl WorkerConn {
     /// Opens the worker's connection. Its response timeout outlasts the BLMOVE block time, so a
     /// quiet queue is not mistaken for a dead server, while a dead server is still noticed.
     pub async fn open(queue: &Queue, name: &str) -> QueueResult<Self> {
-        let block = queue.settings().claim_block_secs.max(0.1);
+        let block = queue.settings().claim_block();
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs_f64(block + 10.0)));
+            .set_response_timeout(Some(block + Duration::from_secs(10)));
         let conn = queue
             .redis_client()
             .get_multiplexed_async_connection_with_config(&config)
@@ -92,7 +94,7 @@ impl WorkerConn {
     /// Waits up to the block time for a job, moves it into this worker's processing list
     /// (BLMOVE, so it is never in no list at all), then activates it.
     pub async fn claim(&mut self) -> QueueResult<Claim> {
-        let block = self.queue.settings().claim_block_secs.max(0.1);
+        let block = self.queue.settings().claim_block_secs;
         let waiting = self.queue.keys().waiting().to_owned();
         let id: Option<String> = self
             .conn
@@ -119,7 +121,7 @@ impl WorkerConn {
                 .await?;
             return Ok(Claim::Skipped {
                 id: raw_id.to_owned(),
-                state: "invalid".into(),
+                state: None,
             });
         };
         let keys = self.queue.keys();
@@ -147,9 +149,9 @@ impl WorkerConn {
                     payload: serde_json::from_str(payload).unwrap_or(Value::Null),
                 }))
             }
-            [status, state] if status == "skip" => Ok(Claim::Skipped {
+            [status, found] if status == "skip" => Ok(Claim::Skipped {
                 id: raw_id.to_owned(),
-                state: state.clone(),
+                state: found_state(found)?,
             }),
             _ => Err(protocol()),
         }
@@ -160,11 +162,11 @@ impl WorkerConn {
         self.progress_reporter(job).report(percent, step).await
     }
 
-    pub(crate) fn queue(&self) -> &Queue {
+    pub(super) fn queue(&self) -> &Queue {
         &self.queue
     }
 
-    pub(crate) fn scripts_connection(&self) -> &ConnectionManager {
+    pub(super) fn scripts_connection(&self) -> &ConnectionManager {
         &self.scripts
     }
 
@@ -210,7 +212,7 @@ impl WorkerConn {
     pub async fn fail(&mut self, job: &Claimed, error: &JobError) -> QueueResult<Settled> {
         let keys = self.queue.keys();
         let now = self.queue.now();
-        let retryable = error.kind == super::job::ErrorKind::Transient;
+        let retryable = error.kind == ErrorKind::Transient;
         if retryable && job.attempt < job.max_attempts {
             let delay = self
                 .queue
@@ -280,7 +282,7 @@ impl WorkerConn {
                 .queue
                 .recover(&mut self.conn, &self.name, raw, false)
                 .await?;
-            if outcome == "requeued" || outcome == "failed" {
+            if outcome.moved_a_job() {
                 tracing::warn!(job_id = %raw, worker = %self.name, %outcome, "recovered a stranded job");
                 recovered += 1;
             }
@@ -313,8 +315,8 @@ fn fenced<'a>(
 fn settled(answer: Vec<String>) -> QueueResult<Settled> {
     match answer.as_slice() {
         [done] if done == "1" => Ok(Settled::Done),
-        [_, state] => Ok(Settled::LeaseLost {
-            state: state.clone(),
+        [_, found] => Ok(Settled::LeaseLost {
+            state: found_state(found)?,
         }),
         other => Err(QueueError::Protocol(format!("unexpected answer {other:?}"))),
     }

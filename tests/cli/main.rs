@@ -72,3 +72,35 @@ fn a_bad_setting_is_refused_with_its_name() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("concurrency"), "{stderr}");
 }
+
+#[test]
+fn settings_that_fail_their_checks_stop_serve_and_check_naming_each_one() {
+    // Both commands refuse before starting anything (no embedded Redis), with exit status 1 and
+    // one line per setting at fault.
+    let storage = tempfile::tempdir().unwrap();
+    for command in [&["check"][..], &["serve"][..]] {
+        let output = pixdrop(storage.path())
+            .env("PIXDROP__QUEUE__HEARTBEAT_TTL_MS", "1000")
+            .env("PIXDROP__QUEUE__HEARTBEAT_INTERVAL_MS", "2000")
+            .env("PIXDROP__REDIS__KEY_PREFIX", "a{b}")
+            .args(command)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{command:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(
+                "queue.heartbeat_ttl_ms (1000) must be greater than queue.heartbeat_interval_ms (2000)"
+            ),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("redis.key_prefix (\"a{b}\") must not contain '{' or '}'"),
+            "{stderr}"
+        );
+        assert!(
+            !storage.path().join("redis").exists(),
+            "nothing was started"
+        );
+    }
+}

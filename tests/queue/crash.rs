@@ -34,7 +34,8 @@ impl Handler for Marking {
 #[ignore = "not a test: the worker process the crash test starts and kills"]
 async fn crash_test_child_worker() {
     let url = std::env::var(CHILD_REDIS).expect("started by the crash test");
-    let queue = Queue::connect(&url, &Default::default(), &quick_settings()).unwrap();
+    let prefix = pixdrop::queue::KeyPrefix::parse("pixdrop").unwrap();
+    let queue = Queue::connect(&url, &prefix, 4, &quick_settings()).unwrap();
     WorkerPool::new(queue, Marking { slow: true }, workers(2))
         .run(std::future::pending())
         .await;

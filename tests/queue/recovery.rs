@@ -1,7 +1,7 @@
 //! Jobs whose worker vanished come back: from dead instances (the reaper), from a live worker's own
 //! list after a lost reply, and a poison pill that keeps killing workers is failed, not looped.
 
-use pixdrop::config::QueueSettings;
+use pixdrop::queue::QueueSettings;
 use pixdrop::queue::{JobState, Queue, WorkerConn};
 use redis::AsyncCommands;
 use serde_json::json;

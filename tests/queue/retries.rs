@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pixdrop::config::QueueSettings;
+use pixdrop::queue::QueueSettings;
 use pixdrop::queue::{
     Claimed, Handler, JobError, JobState, ManualClock, Progress, ResubmitOutcome, Settled,
     WorkerPool,

@@ -132,7 +132,7 @@ async fn ack_after_the_job_was_reaped_changes_nothing_and_reports_the_lost_lease
     assert_eq!(
         lost,
         Settled::LeaseLost {
-            state: "active".into()
+            state: Some(JobState::Active)
         }
     );
     assert!(!stale.progress(&stale_job, 90, "late").await.unwrap());
@@ -211,7 +211,7 @@ async fn cancel_of_an_active_job_fences_off_its_worker() {
     assert_eq!(
         conn.ack(&job, &json!(1)).await.unwrap(),
         Settled::LeaseLost {
-            state: "cancelled".into()
+            state: Some(JobState::Cancelled)
         }
     );
     let record = queue.job(&id).await.unwrap().unwrap();
@@ -257,7 +257,7 @@ async fn a_cancelled_id_still_in_the_waiting_list_is_skipped_not_run() {
         .unwrap();
     let mut conn = WorkerConn::open(&queue, "i/0").await.unwrap();
     match conn.claim().await.unwrap() {
-        Claim::Skipped { state, .. } => assert_eq!(state, "cancelled"),
+        Claim::Skipped { state, .. } => assert_eq!(state, Some(JobState::Cancelled)),
         other => panic!("expected a skip, got {other:?}"),
     }
     let processing: i64 = raw.llen(queue.keys().processing("i/0")).await.unwrap();

@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use pixdrop::config::{QueueSettings, RedisSettings, WorkerSettings};
-use pixdrop::queue::{JobEvent, Queue};
+use pixdrop::queue::{JobEvent, KeyPrefix, Queue, QueueSettings, WorkerSettings};
 use pixdrop::redis_server::{RedisServer, RedisServerOptions};
 use tokio::sync::mpsc;
 
@@ -37,7 +36,8 @@ impl TestRedis {
     }
 
     pub fn queue_with(&self, settings: QueueSettings) -> Queue {
-        Queue::connect(&self.url(), &RedisSettings::default(), &settings).expect("queue")
+        let prefix = KeyPrefix::parse("pixdrop").unwrap();
+        Queue::connect(&self.url(), &prefix, 4, &settings).expect("queue")
     }
 
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {

@@ -7,25 +7,24 @@ use image::{DynamicImage, RgbImage};
 
 use super::alloc_probe::largest_allocation_during;
 use super::fixtures::{
-    encode, jpeg, noise, png_chunk, png_claiming, pseudo_random_bytes, source_file,
+    Received, encode, jpeg, noise, png_chunk, png_claiming, pseudo_random_bytes,
 };
 use crate::pipeline::{ImageFormat, Limits, PipelineError, SizeLimit, VariantSpec, process};
 
 /// Processes `bytes` with the default variants and limits, expecting failure.
 fn fail(bytes: &[u8]) -> PipelineError {
-    let (dir, source) = source_file(bytes);
-    let out = dir.path().join("out");
+    let mut received = Received::new();
     let err = process(
-        &source,
-        &out,
+        std::io::Cursor::new(bytes),
         &VariantSpec::defaults(),
         &Limits::default(),
+        &mut received,
         &mut |_| {},
     )
     .unwrap_err();
     assert!(
-        !out.exists(),
-        "a refused upload created its output directory"
+        received.is_empty(),
+        "a refused upload handed variants to the sink"
     );
     err
 }
@@ -159,12 +158,51 @@ fn a_jpeg_header_claiming_a_huge_size_is_refused_before_decoding() {
 }
 
 #[test]
-fn a_missing_source_file_is_a_transient_io_error() {
+fn a_source_that_cannot_be_read_is_a_transient_io_error() {
     // Proves trouble reading our own storage is retryable, unlike a bad upload.
-    let dir = tempfile::tempdir().unwrap();
-    let missing = dir.path().join("nope");
-    let err = process(&missing, dir.path(), &[], &Limits::default(), &mut |_| {}).unwrap_err();
+    struct Broken;
+    impl std::io::Read for Broken {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disk on fire"))
+        }
+    }
+    impl std::io::Seek for Broken {
+        fn seek(&mut self, _: std::io::SeekFrom) -> std::io::Result<u64> {
+            Ok(0)
+        }
+    }
+    let err = process(
+        Broken,
+        &[],
+        &Limits::default(),
+        &mut Received::new(),
+        &mut |_| {},
+    )
+    .unwrap_err();
     assert_eq!(err.code(), "io-error");
     assert!(!err.is_permanent());
-    assert!(err.to_string().starts_with("could not open "), "{err}");
+    assert!(err.to_string().starts_with("could not read "), "{err}");
+}
+
+#[test]
+fn a_sink_that_refuses_a_variant_is_a_transient_io_error_naming_it() {
+    // Proves a full disk while storing is retryable and says which variant it stopped at.
+    struct Full;
+    impl crate::pipeline::VariantSink for Full {
+        fn put(&mut self, _: &str, _: &[u8]) -> std::io::Result<()> {
+            Err(std::io::Error::other("no space left"))
+        }
+    }
+    let bytes = jpeg(&noise(32, 32));
+    let err = process(
+        std::io::Cursor::new(bytes),
+        &VariantSpec::defaults(),
+        &Limits::default(),
+        &mut Full,
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "io-error");
+    assert!(!err.is_permanent());
+    assert!(err.to_string().contains("'thumb'"), "{err}");
 }

@@ -2,11 +2,9 @@
 //! awkward ones: EXIF segments, PNG chunks with real CRCs, truncated and hostile files.
 
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
 
 use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, Rgb, RgbImage};
-use tempfile::TempDir;
 
 use crate::pipeline::{Limits, Processed, VariantSpec, process};
 
@@ -143,31 +141,34 @@ pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// A temp dir holding `bytes` as `upload`; the dir lives as long as the returned guard.
-pub fn source_file(bytes: &[u8]) -> (TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("upload");
-    std::fs::write(&path, bytes).unwrap();
-    (dir, path)
-}
+/// What a test's sink received: each variant's WebP, by name, in order.
+pub type Received = Vec<(String, Vec<u8>)>;
 
-/// Processes `bytes` with `specs` and default limits into `{temp}/out`.
-pub fn process_bytes(bytes: &[u8], specs: &[VariantSpec]) -> (TempDir, Processed) {
-    let (dir, source) = source_file(bytes);
+/// Processes `bytes` with `specs` and default limits into memory.
+pub fn process_bytes(bytes: &[u8], specs: &[VariantSpec]) -> (Received, Processed) {
+    let mut received = Received::new();
     let processed = process(
-        &source,
-        &dir.path().join("out"),
+        Cursor::new(bytes),
         specs,
         &Limits::default(),
+        &mut received,
         &mut |_| {},
     )
     .unwrap();
-    (dir, processed)
+    (received, processed)
 }
 
-/// Reads a WebP we wrote back into pixels.
-pub fn read_webp(path: &Path) -> DynamicImage {
-    image::load_from_memory_with_format(&std::fs::read(path).unwrap(), image::ImageFormat::WebP)
+/// The WebP the sink received under `name`.
+pub fn webp_named<'a>(received: &'a Received, name: &str) -> &'a [u8] {
+    let found = received.iter().rev().find(|(n, _)| n == name);
+    &found
+        .unwrap_or_else(|| panic!("no variant {name:?} received"))
+        .1
+}
+
+/// Reads a WebP we made back into pixels.
+pub fn read_webp(received: &Received, name: &str) -> DynamicImage {
+    image::load_from_memory_with_format(webp_named(received, name), image::ImageFormat::WebP)
         .unwrap()
 }
 

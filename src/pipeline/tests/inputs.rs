@@ -18,7 +18,7 @@ fn every_accepted_format_is_decoded_and_made_into_webp() {
     }));
     for format in ImageFormat::ALL {
         let encoder = format.to_image_crate();
-        let (_dir, processed) = process_bytes(
+        let (received, processed) = process_bytes(
             &encode(&image, encoder),
             &[spec("half", 20, 20, Fit::Inside)],
         );
@@ -27,7 +27,7 @@ fn every_accepted_format_is_decoded_and_made_into_webp() {
             (processed.original.width, processed.original.height),
             (40, 30)
         );
-        let out = read_webp(&processed.variants[0].path);
+        let out = read_webp(&received, &processed.variants[0].name);
         assert_eq!(out.dimensions(), (20, 15), "{format}");
         assert!(
             near(&out.get_pixel(10, 7).0[..3], &[123, 90, 160], 24),
@@ -40,11 +40,11 @@ fn every_accepted_format_is_decoded_and_made_into_webp() {
 fn a_greyscale_image_comes_out_as_grey_rgb() {
     // Proves single-channel sources are widened to the RGB WebP needs, keeping their tone.
     let grey = DynamicImage::ImageLuma8(GrayImage::from_pixel(8, 8, Luma([100])));
-    let (_dir, processed) = process_bytes(
+    let (received, processed) = process_bytes(
         &encode(&grey, image::ImageFormat::Png),
         &VariantSpec::defaults(),
     );
-    let out = read_webp(&processed.variants[0].path);
+    let out = read_webp(&received, &processed.variants[0].name);
     assert!(near(&out.get_pixel(4, 4).0[..3], &[100, 100, 100], 4));
 }
 
@@ -59,8 +59,8 @@ fn an_rgba_png_keeps_its_alpha_without_dark_fringes_at_transparent_edges() {
         })
     });
     let bytes = encode(&DynamicImage::ImageRgba8(png), image::ImageFormat::Png);
-    let (_dir, processed) = process_bytes(&bytes, &[spec("t", 16, 16, Fit::Inside)]);
-    let out = read_webp(&processed.variants[0].path);
+    let (received, processed) = process_bytes(&bytes, &[spec("t", 16, 16, Fit::Inside)]);
+    let out = read_webp(&received, &processed.variants[0].name);
     assert_eq!(out.color(), ColorType::Rgba8, "alpha channel dropped");
     let out = out.to_rgba8();
     for (x, y, px) in out.enumerate_pixels() {
@@ -92,10 +92,10 @@ fn a_one_by_one_image_yields_one_by_one_variants() {
     );
     let mut specs = VariantSpec::defaults();
     specs.push(spec("square", 100, 50, Fit::Cover));
-    let (_dir, processed) = process_bytes(&bytes, &specs);
+    let (received, processed) = process_bytes(&bytes, &specs);
     for variant in &processed.variants {
         assert_eq!((variant.width, variant.height), (1, 1), "{}", variant.name);
-        let out = read_webp(&variant.path);
+        let out = read_webp(&received, &variant.name);
         assert!(
             near(&out.get_pixel(0, 0).0[..3], &[10, 200, 30], 24),
             "{}",
@@ -115,9 +115,9 @@ fn a_sixteen_bit_png_is_converted_to_eight_bits_keeping_its_colours() {
         })
     });
     let bytes = encode(&DynamicImage::ImageRgb16(deep), image::ImageFormat::Png);
-    let (_dir, processed) = process_bytes(&bytes, &[spec("full", 100, 100, Fit::Inside)]);
+    let (received, processed) = process_bytes(&bytes, &[spec("full", 100, 100, Fit::Inside)]);
     assert_eq!(processed.original.format, ImageFormat::Png);
-    let out = read_webp(&processed.variants[0].path);
+    let out = read_webp(&received, &processed.variants[0].name);
     assert!(near(&out.get_pixel(4, 16).0[..3], &[255, 0, 128], 16));
     assert!(near(&out.get_pixel(27, 16).0[..3], &[51, 204, 0], 16));
 }
@@ -134,9 +134,9 @@ fn an_animated_gif_is_made_from_its_first_frame() {
             .encode_frames([Frame::new(red), Frame::new(blue)])
             .unwrap();
     }
-    let (_dir, processed) = process_bytes(&gif, &[spec("full", 100, 100, Fit::Inside)]);
+    let (received, processed) = process_bytes(&gif, &[spec("full", 100, 100, Fit::Inside)]);
     assert_eq!(processed.original.format, ImageFormat::Gif);
-    let out = read_webp(&processed.variants[0].path);
+    let out = read_webp(&received, &processed.variants[0].name);
     assert!(
         near(&out.get_pixel(8, 8).0[..3], &[255, 0, 0], 40),
         "{:?}",
@@ -155,9 +155,9 @@ fn an_animated_webp_is_made_from_its_first_frame() {
     encoder.add_frame(webp::AnimFrame::from_rgba(&green, 16, 16, 0));
     encoder.add_frame(webp::AnimFrame::from_rgba(&blue, 16, 16, 100));
     let animated = encoder.try_encode().unwrap();
-    let (_dir, processed) = process_bytes(&animated, &[spec("full", 100, 100, Fit::Inside)]);
+    let (received, processed) = process_bytes(&animated, &[spec("full", 100, 100, Fit::Inside)]);
     assert_eq!(processed.original.format, ImageFormat::WebP);
-    let out = read_webp(&processed.variants[0].path);
+    let out = read_webp(&received, &processed.variants[0].name);
     assert!(
         near(&out.get_pixel(8, 8).0[..3], &[0, 255, 0], 40),
         "{:?}",

@@ -4,7 +4,7 @@
 use image::{DynamicImage, GenericImageView};
 
 use super::fixtures::{
-    exif_orientation_segment, jpeg, marked_corner, near, process_bytes, read_webp, spec,
+    Received, exif_orientation_segment, jpeg, marked_corner, near, process_bytes, read_webp, spec,
     splice_after_soi,
 };
 use crate::pipeline::{Fit, Limits, PipelineError, SizeLimit, process};
@@ -70,7 +70,7 @@ fn every_exif_orientation_from_1_to_8_is_applied_to_size_and_content() {
             spec("full", 1000, 1000, Fit::Inside),
             spec("small", 16, 16, Fit::Inside),
         ];
-        let (_dir, processed) = process_bytes(&bytes, &specs);
+        let (received, processed) = process_bytes(&bytes, &specs);
         let (w, h) = if swapped { (32, 64) } else { (64, 32) };
         assert_eq!(
             (processed.original.width, processed.original.height),
@@ -89,7 +89,7 @@ fn every_exif_orientation_from_1_to_8_is_applied_to_size_and_content() {
             (w / 4, h / 4),
             "orientation {orientation}"
         );
-        let shown = read_webp(&full.path);
+        let shown = read_webp(&received, &full.name);
         assert_eq!(shown.dimensions(), (w, h));
         assert_eq!(red_corner(&shown), corner, "orientation {orientation}");
     }
@@ -99,11 +99,11 @@ fn every_exif_orientation_from_1_to_8_is_applied_to_size_and_content() {
 fn little_endian_exif_is_read_as_well_as_big_endian() {
     // Proves both TIFF byte orders cameras use are understood.
     for (orientation, corner, swapped) in [EXPECTED[5], EXPECTED[2]] {
-        let (_dir, processed) = process_bytes(
+        let (received, processed) = process_bytes(
             &oriented_jpeg(orientation, false),
             &[spec("full", 1000, 1000, Fit::Inside)],
         );
-        let shown = read_webp(&processed.variants[0].path);
+        let shown = read_webp(&received, &processed.variants[0].name);
         assert_eq!(shown.dimensions().0 < shown.dimensions().1, swapped);
         assert_eq!(red_corner(&shown), corner, "orientation {orientation}");
     }
@@ -112,11 +112,11 @@ fn little_endian_exif_is_read_as_well_as_big_endian() {
 #[test]
 fn an_out_of_range_orientation_is_ignored_rather_than_refused() {
     // Proves a bogus EXIF value (9) leaves the photo as stored instead of failing the upload.
-    let (_dir, processed) = process_bytes(
+    let (received, processed) = process_bytes(
         &oriented_jpeg(9, true),
         &[spec("full", 1000, 1000, Fit::Inside)],
     );
-    let shown = read_webp(&processed.variants[0].path);
+    let shown = read_webp(&received, &processed.variants[0].name);
     assert_eq!(shown.dimensions(), (64, 32));
     assert_eq!(red_corner(&shown), Corner::TopLeft);
 }
@@ -129,13 +129,12 @@ fn size_limits_apply_to_the_image_as_displayed() {
         max_width: 40,
         max_height: 64,
     };
-    let (dir, source) = super::fixtures::source_file(&oriented_jpeg(6, true));
-    let out = dir.path().join("out");
-    let ok = process(&source, &out, &[], &limits, &mut |_| {}).unwrap();
+    let source = std::io::Cursor::new(oriented_jpeg(6, true));
+    let ok = process(source, &[], &limits, &mut Received::new(), &mut |_| {}).unwrap();
     assert_eq!((ok.original.width, ok.original.height), (32, 64));
 
-    let (dir, source) = super::fixtures::source_file(&oriented_jpeg(1, true));
-    let err = process(&source, &dir.path().join("out"), &[], &limits, &mut |_| {}).unwrap_err();
+    let source = std::io::Cursor::new(oriented_jpeg(1, true));
+    let err = process(source, &[], &limits, &mut Received::new(), &mut |_| {}).unwrap_err();
     assert!(matches!(
         err,
         PipelineError::TooLarge {

@@ -3,14 +3,16 @@
 
 use image::{DynamicImage, GenericImageView, Rgb, RgbImage};
 
-use super::fixtures::{encode, jpeg, near, noise, process_bytes, read_webp, source_file, spec};
+use super::fixtures::{
+    Received, encode, jpeg, near, noise, process_bytes, read_webp, spec, webp_named,
+};
 use crate::pipeline::{Fit, ImageFormat, Limits, Step, VariantSpec, process};
 
 #[test]
 fn the_default_variants_of_a_photo_fit_inside_320_and_1280() {
-    // Proves the defaults, the reported sizes and paths, and that `bytes` is the file size.
+    // Proves the defaults, the reported sizes and names, and that `bytes` is the WebP's size.
     let photo = jpeg(&noise(1600, 1200));
-    let (dir, processed) = process_bytes(&photo, &VariantSpec::defaults());
+    let (received, processed) = process_bytes(&photo, &VariantSpec::defaults());
     assert_eq!(processed.original.format, ImageFormat::Jpeg);
     assert_eq!(
         (processed.original.width, processed.original.height),
@@ -22,19 +24,19 @@ fn the_default_variants_of_a_photo_fit_inside_320_and_1280() {
         .map(|v| (v.name.as_str(), v.width, v.height))
         .collect();
     assert_eq!(sizes, [("thumb", 320, 240), ("large", 1280, 960)]);
+    let names: Vec<&str> = received.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["thumb", "large"],
+        "each variant handed over once, in order"
+    );
     for variant in &processed.variants {
         assert_eq!(
-            variant.path,
-            dir.path()
-                .join("out")
-                .join(format!("{}.webp", variant.name))
-        );
-        assert_eq!(
             variant.bytes,
-            std::fs::metadata(&variant.path).unwrap().len()
+            webp_named(&received, &variant.name).len() as u64
         );
         assert_eq!(
-            read_webp(&variant.path).dimensions(),
+            read_webp(&received, &variant.name).dimensions(),
             (variant.width, variant.height)
         );
     }
@@ -47,7 +49,7 @@ fn an_image_smaller_than_the_box_is_never_upscaled() {
         &DynamicImage::ImageRgb8(noise(100, 50)),
         image::ImageFormat::Png,
     );
-    let (_dir, processed) = process_bytes(&small, &VariantSpec::defaults());
+    let (_received, processed) = process_bytes(&small, &VariantSpec::defaults());
     for variant in &processed.variants {
         assert_eq!(
             (variant.width, variant.height),
@@ -69,10 +71,10 @@ fn cover_fit_crops_the_centre_to_exactly_the_box() {
         })
     });
     let bytes = encode(&DynamicImage::ImageRgb8(striped), image::ImageFormat::Png);
-    let (_dir, processed) = process_bytes(&bytes, &[spec("square", 100, 100, Fit::Cover)]);
+    let (received, processed) = process_bytes(&bytes, &[spec("square", 100, 100, Fit::Cover)]);
     let variant = &processed.variants[0];
     assert_eq!((variant.width, variant.height), (100, 100));
-    let out = read_webp(&variant.path);
+    let out = read_webp(&received, &variant.name);
     for x in [0, 50, 99] {
         let px = out.get_pixel(x, 50);
         assert!(
@@ -89,7 +91,7 @@ fn cover_fit_on_a_small_image_keeps_the_box_shape_without_upscaling() {
         &DynamicImage::ImageRgb8(noise(200, 100)),
         image::ImageFormat::Png,
     );
-    let (_dir, processed) = process_bytes(&bytes, &[spec("square", 320, 320, Fit::Cover)]);
+    let (_received, processed) = process_bytes(&bytes, &[spec("square", 320, 320, Fit::Cover)]);
     let variant = &processed.variants[0];
     assert_eq!((variant.width, variant.height), (100, 100));
 }
@@ -98,45 +100,49 @@ fn cover_fit_on_a_small_image_keeps_the_box_shape_without_upscaling() {
 fn processing_the_same_source_twice_yields_identical_files() {
     // Proves a retried job rewrites byte-for-byte the same variants, and reports the same.
     let photo = jpeg(&noise(300, 200));
-    let (dir, source) = source_file(&photo);
-    let out = dir.path().join("out");
     let specs = [
         spec("a", 120, 120, Fit::Inside),
         spec("b", 50, 50, Fit::Cover),
     ];
-    let run = || process(&source, &out, &specs, &Limits::default(), &mut |_| {}).unwrap();
-    let first = run();
-    let first_bytes: Vec<Vec<u8>> = first
-        .variants
-        .iter()
-        .map(|v| std::fs::read(&v.path).unwrap())
-        .collect();
-    let second = run();
-    let second_bytes: Vec<Vec<u8>> = second
-        .variants
-        .iter()
-        .map(|v| std::fs::read(&v.path).unwrap())
-        .collect();
+    let run = || {
+        let mut received = Received::new();
+        let source = std::io::Cursor::new(&photo);
+        let processed = process(
+            source,
+            &specs,
+            &Limits::default(),
+            &mut received,
+            &mut |_| {},
+        )
+        .unwrap();
+        (processed, received)
+    };
+    let (first, first_bytes) = run();
+    let (second, second_bytes) = run();
     assert_eq!(first, second);
     assert_eq!(first_bytes, second_bytes);
-    // Only the two variants are there: no temporary files left over by either run.
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 2);
+    // Only the two variants were handed over, once each.
+    assert_eq!(first_bytes.len(), 2);
 }
 
 #[test]
 fn progress_is_reported_as_decoded_then_each_variant_in_order() {
     // Proves the steps a caller relays: the oriented size first, then one per variant.
     let bytes = jpeg(&noise(64, 48));
-    let (dir, source) = source_file(&bytes);
     let mut steps = Vec::new();
     let specs = [
         spec("one", 32, 32, Fit::Inside),
         spec("two", 16, 16, Fit::Cover),
     ];
-    let out = dir.path().join("nested").join("out");
-    process(&source, &out, &specs, &Limits::default(), &mut |step| {
-        steps.push(step)
-    })
+    let mut received = Received::new();
+    let source = std::io::Cursor::new(bytes);
+    process(
+        source,
+        &specs,
+        &Limits::default(),
+        &mut received,
+        &mut |step| steps.push(step),
+    )
     .unwrap();
     assert_eq!(
         steps,
@@ -157,8 +163,9 @@ fn progress_is_reported_as_decoded_then_each_variant_in_order() {
             },
         ]
     );
-    assert!(
-        out.join("two.webp").is_file(),
-        "missing output directories are created"
+    assert_eq!(
+        received.len(),
+        2,
+        "each step follows its variant's hand-over"
     );
 }

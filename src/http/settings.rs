@@ -1,0 +1,138 @@
+//! The HTTP side's settings: where it listens (`[server]`), what an upload may be (`[uploads]`)
+//! and how the live websocket behaves (`[websocket]`), each checked once when loaded.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::validate::Checks;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address the HTTP server listens on.
+    pub bind: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+impl ServerSettings {
+    pub fn check(&self, checks: &mut Checks) {
+        checks.require(
+            self.bind
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()),
+            "server.bind",
+            || {
+                format!(
+                    "server.bind ({:?}) must be HOST:PORT, e.g. \"127.0.0.1:8080\" or \"[::]:80\"",
+                    self.bind
+                )
+            },
+        );
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadSettings {
+    /// Largest accepted file.
+    pub max_file_bytes: u64,
+    /// Most files in one request.
+    pub max_files: usize,
+    /// Largest request body, all parts together.
+    pub max_body_bytes: u64,
+}
+
+impl Default for UploadSettings {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 50 * 1024 * 1024,
+            max_files: 20,
+            max_body_bytes: 200 * 1024 * 1024,
+        }
+    }
+}
+
+impl UploadSettings {
+    pub fn check(&self, checks: &mut Checks) {
+        checks.at_least("uploads.max_file_bytes", self.max_file_bytes, 1);
+        checks.at_least("uploads.max_files", self.max_files, 1);
+        checks.at_least("uploads.max_body_bytes", self.max_body_bytes, 1);
+    }
+}
+
+/// The live-progress websocket (`GET /ws`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSocketSettings {
+    /// How often the server pings each socket.
+    pub ping_interval_secs: u64,
+    /// A socket silent this long (no pong, no message) is closed.
+    pub idle_timeout_secs: u64,
+    /// Most jobs one socket may watch at once.
+    pub max_subscriptions: usize,
+    /// Largest message a client may send.
+    pub max_message_bytes: usize,
+    /// Events held for each socket before it counts as lagging and gets fresh snapshots instead.
+    pub event_buffer: usize,
+}
+
+impl Default for WebSocketSettings {
+    fn default() -> Self {
+        Self {
+            ping_interval_secs: 10,
+            idle_timeout_secs: 30,
+            max_subscriptions: 1000,
+            max_message_bytes: 64 * 1024,
+            event_buffer: 1024,
+        }
+    }
+}
+
+/// A subscribe message for one job id is about 60 bytes; below this a client could hardly talk.
+const MIN_MESSAGE_BYTES: usize = 256;
+/// Fewer buffered events than this and a burst of one upload's progress already counts as lag.
+const MIN_EVENT_BUFFER: usize = 16;
+
+impl WebSocketSettings {
+    pub fn check(&self, checks: &mut Checks) {
+        checks.at_least("websocket.ping_interval_secs", self.ping_interval_secs, 1);
+        checks.require(
+            self.idle_timeout_secs > self.ping_interval_secs,
+            "websocket.idle_timeout_secs",
+            || {
+                format!(
+                    "websocket.idle_timeout_secs ({}) must be greater than websocket.ping_interval_secs ({}): \
+                     a socket would be closed before it could answer a ping",
+                    self.idle_timeout_secs, self.ping_interval_secs
+                )
+            },
+        );
+        checks.at_least("websocket.max_subscriptions", self.max_subscriptions, 1);
+        checks.at_least(
+            "websocket.max_message_bytes",
+            self.max_message_bytes,
+            MIN_MESSAGE_BYTES,
+        );
+        checks.at_least(
+            "websocket.event_buffer",
+            self.event_buffer,
+            MIN_EVENT_BUFFER,
+        );
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ping_interval_secs)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+}

@@ -1,0 +1,138 @@
+//! `JobView`: the one shape a job has for clients. `GET /jobs/{id}` and the websocket's
+//! `snapshot` send it whole; the websocket's `event` sends the same shape without the upload's
+//! fields (`original`, `created_at`), which never change and which an event does not carry. A
+//! client keeps its view of a job by merging each event's fields over the snapshot's.
+//!
+//! Storage keys become URLs here, and only here.
+
+use serde::Serialize;
+
+use crate::image_job::{ImageJob, ImageResult};
+use crate::queue::{ErrorInfo, JobEvent, JobId, JobRecord, JobState};
+use crate::storage::StorageKey;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    pub id: JobId,
+    pub state: JobState,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub progress: u8,
+    /// What the worker is doing now ("decoded", "wrote thumb"), while active.
+    pub step: Option<String>,
+    pub error: Option<ErrorInfo>,
+    /// Every variant once the job completed; empty before.
+    pub variants: Vec<VariantView>,
+    /// While retrying: when the next attempt is due; otherwise null.
+    pub due_at: Option<String>,
+    /// Counts the job's changes: of two views of one job, the higher version is the later.
+    pub version: u64,
+    pub updated_at: String,
+    /// Present in a job status and a snapshot; left out of events.
+    #[serde(flatten)]
+    pub upload: Option<UploadView>,
+}
+
+/// What was uploaded, fixed at enqueue (the decoded size once known).
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadView {
+    pub original: OriginalView,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OriginalView {
+    pub filename: Option<String>,
+    pub bytes: u64,
+    pub format: Option<String>,
+    /// Known once the image is decoded.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub sha256: Option<String>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantView {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+    pub url: String,
+}
+
+impl JobView {
+    /// The whole view, as `GET /jobs/{id}` and a snapshot give it.
+    pub fn from_record(record: &JobRecord) -> Self {
+        let job: Option<ImageJob> = serde_json::from_value(record.payload.clone()).ok();
+        let result = parse_result(record.result.as_ref());
+        let decoded = result.as_ref().map(|r| r.original);
+        let original = OriginalView {
+            filename: job.as_ref().and_then(|j| j.filename.clone()),
+            bytes: job.as_ref().map_or(0, |j| j.bytes),
+            format: job.as_ref().map(|j| j.format.name().to_owned()),
+            width: decoded.map(|d| d.width),
+            height: decoded.map(|d| d.height),
+            sha256: job.as_ref().map(|j| j.sha256.clone()),
+            url: job.as_ref().map(|j| media_url(&j.original)),
+        };
+        Self {
+            upload: Some(UploadView {
+                original,
+                created_at: rfc3339(record.created_at),
+            }),
+            ..Self::changes(&record.event(), result)
+        }
+    }
+
+    /// The view an event gives: everything but the upload's fields.
+    pub fn from_event(event: &JobEvent) -> Self {
+        Self::changes(event, parse_result(event.result.as_ref()))
+    }
+
+    fn changes(event: &JobEvent, result: Option<ImageResult>) -> Self {
+        let variants = result
+            .map(|r| {
+                r.variants
+                    .into_iter()
+                    .map(|v| VariantView {
+                        url: media_url(&v.key),
+                        name: v.name,
+                        width: v.width,
+                        height: v.height,
+                        bytes: v.bytes,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            id: event.id,
+            state: event.state,
+            attempts: event.attempts,
+            max_attempts: event.max_attempts,
+            progress: event.progress,
+            step: event.step.clone(),
+            error: event.error.clone(),
+            variants,
+            due_at: event.due_at.map(rfc3339),
+            version: event.version,
+            updated_at: rfc3339(event.updated_at),
+            upload: None,
+        }
+    }
+}
+
+/// A result this version cannot read shows as no variants rather than an error.
+fn parse_result(result: Option<&serde_json::Value>) -> Option<ImageResult> {
+    result.and_then(|r| serde_json::from_value(r.clone()).ok())
+}
+
+/// Where `GET /media/...` serves the object at `key`.
+pub fn media_url(key: &StorageKey) -> String {
+    format!("/media/{key}")
+}
+
+pub fn rfc3339(ms: u64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(at).to_string()
+}

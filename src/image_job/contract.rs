@@ -1,0 +1,89 @@
+//! The payload and the result of an image job, as stored in the job's record.
+
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::ImageFormat;
+use crate::storage::StorageKey;
+
+/// A job's payload, written by the upload handler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageJob {
+    /// The stored original (generated, never from the client).
+    pub original: StorageKey,
+    /// The client's filename, kept only as data.
+    pub filename: Option<String>,
+    pub bytes: u64,
+    pub sha256: String,
+    /// As sniffed from the first bytes.
+    pub format: ImageFormat,
+}
+
+/// What a completed job produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageResult {
+    pub original: DecodedOriginal,
+    /// In the order of the configured variants.
+    pub variants: Vec<StoredVariant>,
+}
+
+/// The original as decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecodedOriginal {
+    pub format: ImageFormat,
+    /// Displayed size, after the EXIF orientation.
+    pub width: u32,
+    pub height: u32,
+}
+
+/// One variant in storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredVariant {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+    pub key: StorageKey,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::JobId;
+
+    #[test]
+    fn a_result_round_trips_through_its_stored_json_with_keys_not_urls() {
+        // Proves the stored shape: keys as plain strings, formats in lowercase.
+        let job = JobId::new();
+        let result = ImageResult {
+            original: DecodedOriginal {
+                format: ImageFormat::Png,
+                width: 640,
+                height: 480,
+            },
+            variants: vec![StoredVariant {
+                name: "thumb".into(),
+                width: 320,
+                height: 240,
+                bytes: 1234,
+                key: StorageKey::variant(&job, "thumb"),
+            }],
+        };
+        let json = serde_json::to_value(&result).unwrap();
+        assert_eq!(json["original"]["format"], "png");
+        assert_eq!(
+            json["variants"][0]["key"],
+            format!("variants/{job}/thumb.webp")
+        );
+        assert_eq!(serde_json::from_value::<ImageResult>(json).unwrap(), result);
+    }
+
+    #[test]
+    fn a_payload_naming_a_key_outside_storage_does_not_parse() {
+        // Proves a tampered record cannot make a worker read outside the storage directory.
+        let payload = serde_json::json!({
+            "original": "../../etc/passwd", "filename": null, "bytes": 1,
+            "sha256": "00", "format": "jpeg"
+        });
+        assert!(serde_json::from_value::<ImageJob>(payload).is_err());
+    }
+}

@@ -1,0 +1,145 @@
+//! Recovering jobs nobody is working on: the reaper returns the jobs of instances whose heartbeat
+//! expired, and a worker returns ids stranded in its own processing list (see `lua/recover.lua`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use redis::AsyncCommands;
+
+use super::client::{Queue, QueueError, QueueResult};
+use super::job::JobId;
+use super::keys::instance_of;
+
+/// What `lua/recover.lua` did with one id of a processing list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovered {
+    /// The instance's heartbeat is back: nothing was done.
+    Alive,
+    /// The id was no longer in the list.
+    Gone,
+    /// The job is back in the waiting list.
+    Requeued,
+    /// Its worker died under it too often: failed as `stalled`.
+    Failed,
+    /// Finished or missing: the id was just removed from the list.
+    Dropped,
+}
+
+impl Recovered {
+    /// True when a job changed hands: requeued, or failed for stalling.
+    pub fn moved_a_job(self) -> bool {
+        matches!(self, Self::Requeued | Self::Failed)
+    }
+}
+
+impl FromStr for Recovered {
+    type Err = QueueError;
+    fn from_str(s: &str) -> QueueResult<Self> {
+        Ok(match s {
+            "alive" => Self::Alive,
+            "gone" => Self::Gone,
+            "requeued" => Self::Requeued,
+            "failed" => Self::Failed,
+            "dropped" => Self::Dropped,
+            other => return Err(QueueError::Protocol(format!("recover answered {other:?}"))),
+        })
+    }
+}
+
+impl fmt::Display for Recovered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl Queue {
+    /// Returns the jobs of every worker whose instance's heartbeat has expired to the waiting list
+    /// (failing those that stalled too often), then forgets those workers. One instance reaps at a
+    /// time, by a lock that lasts one reaper interval; if it lapses mid-run a second reaper is
+    /// harmless, as every move is checked.
+    pub async fn reap_dead(&self) -> QueueResult<usize> {
+        let keys = self.keys();
+        let mut conn = self.conn().await?;
+        let token = JobId::new().to_string();
+        let locked: Option<String> = redis::cmd("SET")
+            .arg(keys.reaper_lock())
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(self.settings().reaper_interval_ms)
+            .query_async(&mut conn)
+            .await?;
+        if locked.is_none() {
+            return Ok(0);
+        }
+        let workers: Vec<String> = conn.smembers(keys.workers()).await?;
+        let mut recovered = 0;
+        for worker in workers {
+            let heartbeat = keys.heartbeat(instance_of(&worker));
+            if conn.exists(&heartbeat).await? {
+                continue;
+            }
+            let processing = keys.processing(&worker);
+            let ids: Vec<String> = conn.lrange(&processing, 0, -1).await?;
+            for raw in ids {
+                let outcome = self.recover(&mut conn, &worker, &raw, true).await?;
+                if outcome == Recovered::Alive {
+                    break;
+                }
+                if outcome.moved_a_job() {
+                    recovered += 1;
+                    tracing::warn!(job_id = %raw, %worker, %outcome, "recovered a job from a dead instance");
+                }
+            }
+            let _: i64 = self
+                .inner
+                .scripts
+                .forget_worker
+                .key(&heartbeat)
+                .key(&processing)
+                .key(keys.workers())
+                .arg(&worker)
+                .invoke_async(&mut conn)
+                .await?;
+        }
+        Ok(recovered)
+    }
+
+    /// Runs `lua/recover.lua` for one id of one worker's processing list. With `require_dead`, it
+    /// does nothing while the worker's instance still has a heartbeat.
+    pub(super) async fn recover(
+        &self,
+        conn: &mut impl redis::aio::ConnectionLike,
+        worker: &str,
+        raw_id: &str,
+        require_dead: bool,
+    ) -> QueueResult<Recovered> {
+        let keys = self.keys();
+        // A malformed id cannot name a job; give the script a key that holds nothing so it is
+        // simply dropped from the list.
+        let job_key = match raw_id.parse::<JobId>() {
+            Ok(id) => keys.job(&id),
+            Err(_) => keys.void().to_owned(),
+        };
+        let settings = self.settings();
+        let outcome: String = self
+            .inner
+            .scripts
+            .recover
+            .key(keys.heartbeat(instance_of(worker)))
+            .key(keys.processing(worker))
+            .key(keys.waiting())
+            .key(job_key)
+            .key(keys.workers())
+            .arg(raw_id)
+            .arg(worker)
+            .arg(self.now())
+            .arg(settings.max_stalls)
+            .arg(settings.failed_retention_secs * 1000)
+            .arg(keys.events())
+            .arg(if require_dead { "1" } else { "0" })
+            .invoke_async(conn)
+            .await?;
+        outcome.parse()
+    }
+}

@@ -1,0 +1,170 @@
+//! `Storage` on the local disk: the directory layout under `storage.dir`, reading originals,
+//! serving media, deleting, and clearing what a crashed process left half written.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::key::StorageKey;
+use super::staging::StagedUpload;
+use super::variants::VariantWriter;
+use crate::queue::JobId;
+use crate::validate::Checks;
+
+/// `[storage]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Originals, variants and the embedded Redis's data live under this directory.
+    pub dir: PathBuf,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("uploads"),
+        }
+    }
+}
+
+impl StorageSettings {
+    pub fn check(&self, checks: &mut Checks) {
+        checks.require(!self.dir.as_os_str().is_empty(), "storage.dir", || {
+            "storage.dir must name a directory".into()
+        });
+    }
+}
+
+/// A temp upload older than this belongs to no live request: requests end long before.
+const STALE_UPLOAD: Duration = Duration::from_secs(86_400);
+
+/// The store, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    root: PathBuf,
+}
+
+impl Storage {
+    /// Creates the directory layout under `root`, and removes uploads a crashed process left half
+    /// written (older than a day, so another process's upload in progress is never touched).
+    pub fn open(root: &Path) -> io::Result<Self> {
+        for dir in ["originals", "variants", "tmp"] {
+            std::fs::create_dir_all(root.join(dir))?;
+        }
+        let storage = Self {
+            root: root.to_path_buf(),
+        };
+        storage.remove_stale_uploads(STALE_UPLOAD);
+        Ok(storage)
+    }
+
+    fn remove_stale_uploads(&self, older_than: Duration) {
+        let Ok(entries) = std::fs::read_dir(self.root.join("tmp")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > older_than));
+            if stale && entry.path().extension().is_some_and(|e| e == "part") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// Starts receiving an upload into a fresh temp file on the same file system as its final
+    /// place. The file is removed again unless the upload is committed.
+    pub async fn stage(&self) -> io::Result<StagedUpload> {
+        let temp = self
+            .root
+            .join("tmp")
+            .join(format!("{}.part", uuid::Uuid::now_v7().simple()));
+        StagedUpload::create(self.clone(), temp).await
+    }
+
+    /// The original at `key`, for reading (blocking: call it off the async executor).
+    pub fn open_original(&self, key: &StorageKey) -> io::Result<File> {
+        let path = self.path(key);
+        File::open(&path).map_err(|e| with_path(e, "could not open", &path))
+    }
+
+    /// Where a job's variants go; nothing is created until the first one is written.
+    pub fn variant_writer(&self, job: &JobId) -> VariantWriter {
+        VariantWriter::new(self.root.join("variants").join(job.to_string()), *job)
+    }
+
+    /// The local file behind a key, for serving it (with `sendfile`, ETag and Range).
+    pub fn media_file(&self, key: &StorageKey) -> PathBuf {
+        self.path(key)
+    }
+
+    /// Deletes the object at `key`; one already gone is not an error.
+    pub async fn delete(&self, key: &StorageKey) -> io::Result<()> {
+        match tokio::fs::remove_file(self.path(key)).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) fn path(&self, key: &StorageKey) -> PathBuf {
+        self.root.join(key.as_str())
+    }
+}
+
+/// The error with the path it concerns, as the message's end: paths stay in logs and server-side
+/// errors, never in what a client is shown.
+pub(super) fn with_path(e: io::Error, what: &str, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn opening_storage_removes_only_stale_partial_uploads() {
+        // A crashed upload's temp file is cleaned up; a fresh one (another process's) is left alone.
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let stale = storage.stage().await.unwrap();
+        let fresh = storage.stage().await.unwrap();
+        let (stale, fresh) = (stale.leak_for_test(), fresh.leak_for_test());
+        let long_ago = std::time::SystemTime::now() - 2 * STALE_UPLOAD;
+        File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        Storage::open(dir.path()).unwrap();
+        assert!(!stale.exists() && fresh.exists());
+    }
+
+    #[test]
+    fn a_missing_original_is_an_io_error_that_names_its_path() {
+        // Proves trouble reading our own storage reads as such in the log.
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let key = StorageKey::original(&"ab".repeat(32), crate::pipeline::ImageFormat::Png);
+        let err = storage.open_original(&key).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(err.to_string().starts_with("could not open "), "{err}");
+    }
+
+    #[tokio::test]
+    async fn deleting_removes_the_file_and_a_second_delete_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let job = JobId::new();
+        let mut writer = storage.variant_writer(&job);
+        let key = writer.write("thumb", b"webp").unwrap();
+        assert!(storage.media_file(&key).is_file());
+        storage.delete(&key).await.unwrap();
+        assert!(!storage.media_file(&key).exists());
+        storage.delete(&key).await.unwrap();
+    }
+}
