@@ -221,15 +221,19 @@ fn other_mime(head: &[u8]) -> &'static str {
 }
 
 /// HEIC, AVIF and MP4 share the ISO media `ftyp` box; its major and compatible brands tell them
-/// apart. A phone's HEIC photo is the most likely "image" we refuse, so name it precisely.
+/// apart. A phone's HEIC photo is the most likely "image" we refuse, so name it precisely. `head`
+/// is whatever the client sent: its box length may be anything, and the brands may be cut short.
 fn iso_media_mime(head: &[u8]) -> &'static str {
+    let Some(major) = head.get(8..12) else {
+        return "application/octet-stream";
+    };
     let box_len = head
         .get(0..4)
         .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
-    let end = box_len.clamp(12, head.len());
-    // Major brand at 8..12, minor version at 12..16, compatible brands from 16 on.
-    let brands: Vec<&[u8]> = std::iter::once(&head[8..12])
-        .chain(head.get(16..end).unwrap_or(&[]).chunks_exact(4))
+    // Minor version at 12..16, compatible brands from 16 to the box's end (or the bytes we have).
+    let compatible = head.get(16..box_len.min(head.len())).unwrap_or(&[]);
+    let brands: Vec<&[u8]> = std::iter::once(major)
+        .chain(compatible.chunks_exact(4))
         .collect();
     let any = |wanted: &[&[u8]]| brands.iter().any(|b| wanted.contains(b));
     if any(&[b"avif", b"avis"]) {
@@ -238,7 +242,7 @@ fn iso_media_mime(head: &[u8]) -> &'static str {
         "image/heic"
     } else if any(&[b"mif1", b"msf1"]) {
         "image/heif"
-    } else if brands[0] == b"qt  " {
+    } else if major == b"qt  " {
         "video/quicktime"
     } else {
         "video/mp4"

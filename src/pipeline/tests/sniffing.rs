@@ -136,3 +136,50 @@ fn sniffing_ignores_everything_after_the_first_sniff_len_bytes() {
     );
     assert_eq!(sniff(&png[..SNIFF_LEN]), sniff(&png));
 }
+
+#[test]
+fn a_short_or_lying_ftyp_box_is_named_without_a_panic() {
+    // Proves the 10-byte `00 00 00 08 ftypab` upload, and every cut of a real HEIC header with any
+    // claimed box length, is answered rather than crashing the handler.
+    assert_eq!(
+        sniff(b"\0\0\0\x08ftypab"),
+        other("application/octet-stream")
+    );
+    let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
+    for cut in 0..=heic.len() {
+        for claimed in [0u32, 1, 8, 11, 12, 15, 16, 17, 24, 1 << 31, u32::MAX] {
+            let mut bytes = heic[..cut].to_vec();
+            if bytes.len() >= 4 {
+                bytes[..4].copy_from_slice(&claimed.to_be_bytes());
+            }
+            let _ = sniff(&bytes);
+        }
+    }
+    assert_eq!(sniff(heic), other("image/heic"));
+}
+
+#[test]
+fn sniffing_never_panics_on_short_inputs_around_every_signature() {
+    // Proves every prefix of every signature we look for, padded with each byte value, is
+    // sniffed: the header checks index only what they have.
+    let signatures: [&[u8]; 8] = [
+        b"\0\0\0\x0cftypavif",
+        b"RIFF\0\0\0\0WEBPVP8 ",
+        b"BM\0\0\0\0\0\0\0\0\0\0\0\0\x28\0\0\0",
+        b"\xef\xbb\xbf<svg",
+        b"\x89PNG\r\n\x1a\n",
+        b"II*\0",
+        b"\xff\xd8\xff",
+        b"\0\0\0\x0cJXL \r\n\x87\n",
+    ];
+    for signature in signatures {
+        for cut in 0..=signature.len() {
+            for pad in [0u8, 0x80, 0xff, b'a'] {
+                let mut bytes = signature[..cut].to_vec();
+                bytes.resize(cut + 3, pad);
+                let _ = sniff(&bytes[..cut]);
+                let _ = sniff(&bytes);
+            }
+        }
+    }
+}
