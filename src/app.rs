@@ -19,7 +19,7 @@ use crate::config::Settings;
 use crate::events::EventHub;
 use crate::http::page::PublicLimits;
 use crate::http::ws::LiveState;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, UploadGate};
 use crate::image_job::ImageHandler;
 use crate::queue::{Queue, WorkerPool};
 use crate::redis_connect::redact;
@@ -85,6 +85,11 @@ impl Application {
                 queue: queue.clone(),
                 storage: storage.clone(),
                 uploads: settings.uploads.clone(),
+                gate: UploadGate::new(
+                    settings.uploads.max_concurrent,
+                    settings.uploads.max_concurrent_per_client,
+                ),
+                min_free_bytes: settings.storage.min_free_bytes,
                 shutting_down: shutting_down.clone(),
             });
             let (hub, relay) = EventHub::start(
@@ -109,6 +114,7 @@ impl Application {
                     .app_data(state.clone())
                     .app_data(live.clone())
                     .app_data(limits.clone())
+                    .wrap(actix_web::middleware::from_fn(http::catch_panics))
                     .wrap(tracing_actix())
                     .configure(http::routes)
             })

@@ -2,6 +2,9 @@
 //! answer; they never run the image pipeline. Every error is `application/problem+json` (see
 //! `problem.rs`). `/ws` streams job events live (see `ws.rs`); `/` is the upload page.
 
+mod body;
+mod catch_panic;
+mod gate;
 mod health;
 mod jobs;
 mod media;
@@ -27,9 +30,16 @@ pub struct AppState {
     pub queue: Queue,
     pub storage: Storage,
     pub uploads: UploadSettings,
+    /// Uploads in progress, in all and per client.
+    pub gate: gate::UploadGate,
+    /// `storage.min_free_bytes`: uploads are refused below it.
+    pub min_free_bytes: u64,
     /// Set when shutdown begins, so `/readyz` sends load balancers elsewhere.
     pub shutting_down: Arc<AtomicBool>,
 }
+
+pub use catch_panic::catch_panics;
+pub use gate::UploadGate;
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -50,6 +50,16 @@ impl Problem {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, detail)
     }
 
+    /// The client sends faster than it may; it can try again after a while.
+    pub fn too_many_requests(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "too-many-uploads", detail)
+    }
+
+    /// The client took too long to send its request.
+    pub fn timeout(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, code, detail)
+    }
+
     /// Redis (or another dependency) is unreachable: nothing was accepted; try again later.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
@@ -76,7 +86,10 @@ impl ResponseError for Problem {
         response.insert_header(ContentType(
             "application/problem+json".parse().unwrap_or(mime_json()),
         ));
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
             response.insert_header(("Retry-After", "5"));
         }
         response.json(self)

@@ -46,8 +46,20 @@ pub struct UploadSettings {
     pub max_file_bytes: u64,
     /// Most files in one request.
     pub max_files: usize,
-    /// Largest request body, all parts together.
+    /// Largest request body, every byte of it: file data, other fields, part headers, boundaries.
     pub max_body_bytes: u64,
+    /// Largest part header (its Content-Disposition and Content-Type lines).
+    pub max_part_header_bytes: usize,
+    /// Most non-file fields in one request, and the largest one.
+    pub max_text_fields: usize,
+    pub max_text_field_bytes: u64,
+    /// The whole body must arrive within this long...
+    pub body_timeout_secs: u64,
+    /// ...and never pause longer than this between two chunks.
+    pub body_idle_timeout_secs: u64,
+    /// Most uploads in progress at once, in all and from one client address.
+    pub max_concurrent: usize,
+    pub max_concurrent_per_client: usize,
 }
 
 impl Default for UploadSettings {
@@ -56,15 +68,59 @@ impl Default for UploadSettings {
             max_file_bytes: 50 * 1024 * 1024,
             max_files: 20,
             max_body_bytes: 200 * 1024 * 1024,
+            max_part_header_bytes: 16 * 1024,
+            max_text_fields: 8,
+            max_text_field_bytes: 16 * 1024,
+            body_timeout_secs: 600,
+            body_idle_timeout_secs: 30,
+            max_concurrent: 128,
+            max_concurrent_per_client: 8,
         }
     }
 }
+
+/// A part header names a field and a file: a few hundred bytes; below this, real ones would fail.
+const MIN_PART_HEADER_BYTES: usize = 1024;
 
 impl UploadSettings {
     pub fn check(&self, checks: &mut Checks) {
         checks.at_least("uploads.max_file_bytes", self.max_file_bytes, 1);
         checks.at_least("uploads.max_files", self.max_files, 1);
         checks.at_least("uploads.max_body_bytes", self.max_body_bytes, 1);
+        checks.at_least(
+            "uploads.max_part_header_bytes",
+            self.max_part_header_bytes,
+            MIN_PART_HEADER_BYTES,
+        );
+        checks.at_least(
+            "uploads.body_idle_timeout_secs",
+            self.body_idle_timeout_secs,
+            1,
+        );
+        checks.require(
+            self.body_timeout_secs >= self.body_idle_timeout_secs,
+            "uploads.body_timeout_secs",
+            || {
+                format!(
+                    "uploads.body_timeout_secs ({}) must be at least uploads.body_idle_timeout_secs ({})",
+                    self.body_timeout_secs, self.body_idle_timeout_secs
+                )
+            },
+        );
+        checks.at_least("uploads.max_concurrent", self.max_concurrent, 1);
+        checks.at_least(
+            "uploads.max_concurrent_per_client",
+            self.max_concurrent_per_client,
+            1,
+        );
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
+    }
+
+    pub fn body_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_idle_timeout_secs)
     }
 }
 

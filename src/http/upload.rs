@@ -3,6 +3,10 @@
 //! memory; its format is sniffed from its first bytes. The request is all or nothing: any bad
 //! part, or Redis unreachable, drops every staged or committed upload of the request (which
 //! removes its files) and enqueues nothing.
+//!
+//! Before a byte is read, the upload takes a place at the gate (`gate.rs`: so many at once, in all
+//! and per client) and the disk must have room. The body is read through a guard (`body.rs`) that
+//! counts every byte, bounds each part header and times the body out when it stalls or drags.
 
 use actix_multipart::{Field, Multipart, MultipartError};
 use actix_web::http::StatusCode;
@@ -11,6 +15,8 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use super::AppState;
+use super::body::{BodyLimits, BodyWatch, Cut, GuardedBody};
+use super::gate::Busy;
 use super::problem::Problem;
 use super::settings::UploadSettings;
 use crate::image_job::ImageJob;
@@ -28,21 +34,70 @@ pub async fn upload(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let limits = &state.uploads;
-    if content_length(&req).is_some_and(|length| length > limits.max_body_bytes) {
+    let length = content_length(&req);
+    if length.is_some_and(|length| length > limits.max_body_bytes) {
         return Err(body_too_large(limits));
     }
+    let _place = state
+        .gate
+        .enter(req.peer_addr().map(|a| a.ip()))
+        .map_err(|busy| match busy {
+            Busy::Server => Problem::unavailable(
+                "pixdrop is taking as many uploads as it can; try again in a few seconds",
+            ),
+            Busy::Client => Problem::too_many_requests(format!(
+                "at most {} uploads at once from one address; wait for one to finish",
+                limits.max_concurrent_per_client
+            )),
+        })?;
+    check_free_space(&state, length.unwrap_or(0))?;
+
+    let watch = BodyWatch::default();
+    let body = GuardedBody::new(
+        body,
+        BodyLimits {
+            max_bytes: limits.max_body_bytes,
+            max_header_bytes: limits.max_part_header_bytes,
+            idle: limits.body_idle_timeout(),
+            deadline: limits.body_timeout(),
+        },
+        watch.clone(),
+    );
+    let refused = |e: MultipartError| refusal(e, &watch, limits);
     let mut multipart = Multipart::new(req.headers(), body);
     let mut received: Vec<ReceivedFile> = Vec::new();
-    let mut body_bytes = 0u64;
-    while let Some(field) = multipart.next().await {
-        let mut field = field.map_err(malformed)?;
+    let mut text_fields = 0;
+    loop {
+        watch.expect_header();
+        let Some(field) = multipart.next().await else {
+            break;
+        };
+        watch.in_data();
+        let mut field = field.map_err(refused)?;
         let name = field.name().unwrap_or_default().to_owned();
         if !FILE_FIELDS.contains(&name.as_str()) {
-            // Other form fields are allowed and ignored, but still count toward the body limit.
+            // Other form fields are allowed and ignored, within limits.
+            text_fields += 1;
+            if text_fields > limits.max_text_fields {
+                return Err(Problem::too_large(
+                    "too-many-fields",
+                    format!(
+                        "at most {} fields besides the files per request",
+                        limits.max_text_fields
+                    ),
+                ));
+            }
+            let mut bytes = 0u64;
             while let Some(chunk) = field.next().await {
-                body_bytes += chunk.map_err(malformed)?.len() as u64;
-                if body_bytes > limits.max_body_bytes {
-                    return Err(body_too_large(limits));
+                bytes += chunk.map_err(refused)?.len() as u64;
+                if bytes > limits.max_text_field_bytes {
+                    return Err(Problem::too_large(
+                        "field-too-large",
+                        format!(
+                            "the field {name:?} is larger than the limit of {}",
+                            in_words(limits.max_text_field_bytes)
+                        ),
+                    ));
                 }
             }
             continue;
@@ -53,7 +108,7 @@ pub async fn upload(
                 format!("at most {} files per request", limits.max_files),
             ));
         }
-        let file = receive_file(&mut field, &state.storage, limits, &mut body_bytes).await?;
+        let file = receive_file(&mut field, &state.storage, limits, &refused).await?;
         received.push(file);
     }
     if received.is_empty() {
@@ -71,7 +126,7 @@ pub async fn upload(
             .staged
             .commit(file.format)
             .await
-            .map_err(Problem::internal)?;
+            .map_err(storage_error)?;
         jobs.push(ImageJob {
             original: original.key.clone(),
             filename: file.filename,
@@ -125,18 +180,17 @@ async fn receive_file(
     field: &mut Field,
     storage: &Storage,
     limits: &UploadSettings,
-    body_bytes: &mut u64,
+    refused: &impl Fn(MultipartError) -> Problem,
 ) -> Result<ReceivedFile, Problem> {
     let filename = field
         .content_disposition()
         .and_then(|cd| cd.get_filename())
         .map(|name| name.chars().take(MAX_FILENAME).collect::<String>());
-    let mut staged = storage.stage().await.map_err(Problem::internal)?;
+    let mut staged = storage.stage().await.map_err(storage_error)?;
     let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
     let mut format = None;
     while let Some(chunk) = field.next().await {
-        let chunk = chunk.map_err(malformed)?;
-        *body_bytes += chunk.len() as u64;
+        let chunk = chunk.map_err(refused)?;
         if staged.bytes() + chunk.len() as u64 > limits.max_file_bytes {
             return Err(Problem::too_large(
                 "file-too-large",
@@ -147,9 +201,6 @@ async fn receive_file(
                 ),
             ));
         }
-        if *body_bytes > limits.max_body_bytes {
-            return Err(body_too_large(limits));
-        }
         if format.is_none() {
             let wanted = SNIFF_LEN - head.len();
             head.extend_from_slice(&chunk[..wanted.min(chunk.len())]);
@@ -157,7 +208,7 @@ async fn receive_file(
                 format = Some(check_format(&head, filename.as_deref())?);
             }
         }
-        staged.write(&chunk).await.map_err(Problem::internal)?;
+        staged.write(&chunk).await.map_err(storage_error)?;
     }
     if staged.bytes() == 0 {
         return Err(Problem::bad_request(
@@ -231,11 +282,68 @@ fn in_words(bytes: u64) -> String {
     }
 }
 
-fn malformed(e: MultipartError) -> Problem {
-    Problem::bad_request(
-        "malformed-multipart",
-        format!("the body is not valid multipart/form-data: {e}"),
+/// The answer to a body the parser gave up on: the guard's reason when it cut the body short,
+/// else the body is not multipart.
+fn refusal(e: MultipartError, watch: &BodyWatch, limits: &UploadSettings) -> Problem {
+    match watch.cut() {
+        Some(Cut::TooLarge) => body_too_large(limits),
+        Some(Cut::HeaderTooLarge) => Problem::bad_request(
+            "part-header-too-large",
+            format!(
+                "a part's header is longer than the limit of {}; is the body really multipart?",
+                in_words(limits.max_part_header_bytes as u64)
+            ),
+        ),
+        Some(Cut::Idle) => Problem::timeout(
+            "body-idle",
+            format!(
+                "no part of the body arrived for {} s; the upload was dropped",
+                limits.body_idle_timeout_secs
+            ),
+        ),
+        Some(Cut::Deadline) => Problem::timeout(
+            "body-timeout",
+            format!(
+                "the body took longer than {} s to arrive; the upload was dropped",
+                limits.body_timeout_secs
+            ),
+        ),
+        None => Problem::bad_request(
+            "malformed-multipart",
+            format!("the body is not valid multipart/form-data: {e}"),
+        ),
+    }
+}
+
+/// Refuses the upload when the disk would be left with less than `storage.min_free_bytes`.
+fn check_free_space(state: &AppState, incoming: u64) -> Result<(), Problem> {
+    let free = state.storage.free_bytes().map_err(Problem::internal)?;
+    if free < state.min_free_bytes.saturating_add(incoming) {
+        tracing::warn!(
+            free,
+            min_free = state.min_free_bytes,
+            "refusing uploads: disk nearly full"
+        );
+        return Err(insufficient_storage());
+    }
+    Ok(())
+}
+
+fn insufficient_storage() -> Problem {
+    Problem::new(
+        StatusCode::INSUFFICIENT_STORAGE,
+        "insufficient-storage",
+        "the server is out of storage space; nothing was stored, try again later",
     )
+}
+
+/// A storage failure: a full disk is the client's to know about (507); anything else is ours.
+fn storage_error(e: std::io::Error) -> Problem {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        tracing::warn!(error = %e, "disk full while storing an upload");
+        return insufficient_storage();
+    }
+    Problem::internal(e)
 }
 
 #[cfg(test)]

@@ -20,12 +20,16 @@ use crate::validate::Checks;
 pub struct StorageSettings {
     /// Originals, variants and the embedded Redis's data live under this directory.
     pub dir: PathBuf,
+    /// Uploads are refused (507) while less than this is free on the directory's file system, so
+    /// the variants of what was accepted, Redis's AOF and the logs still have room.
+    pub min_free_bytes: u64,
 }
 
 impl Default for StorageSettings {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("uploads"),
+            min_free_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -97,6 +101,26 @@ impl Storage {
         VariantWriter::new(self.root.join("variants").join(job.to_string()), *job)
     }
 
+    /// Bytes free for pixdrop on the storage's file system.
+    pub fn free_bytes(&self) -> io::Result<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.root.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `path` is a valid NUL-terminated string and `stats` points to writable memory
+        // of the right type; statvfs fills it entirely when it returns 0.
+        let stats = unsafe {
+            if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            stats.assume_init()
+        };
+        // The fields' types differ between platforms (f_frsize is signed on Linux x86-64).
+        #[allow(clippy::unnecessary_cast)]
+        let free = (stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64);
+        Ok(free)
+    }
+
     /// The local file behind a key, for serving it (with `sendfile`, ETag and Range).
     pub fn media_file(&self, key: &StorageKey) -> PathBuf {
         self.path(key)
@@ -153,6 +177,13 @@ mod tests {
         let err = storage.open_original(&key).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         assert!(err.to_string().starts_with("could not open "), "{err}");
+    }
+
+    #[test]
+    fn free_space_is_read_from_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        assert!(storage.free_bytes().unwrap() > 0);
     }
 
     #[tokio::test]

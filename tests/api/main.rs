@@ -4,8 +4,10 @@
 mod support;
 
 mod helpers;
+mod raw;
 
 mod errors;
+mod hostile;
 mod jobs;
 mod media;
 mod page;
