@@ -57,6 +57,17 @@ async fn a_job_that_kills_its_worker_too_often_fails_as_a_poison_pill() {
     let record = queue.job(&id).await.unwrap().unwrap();
     assert_eq!(record.error.unwrap().code, "stalled");
     assert_eq!(queue.depths().await.unwrap().waiting, 0);
+
+    // A retry by hand keeps the crash count: one more stall fails it again at once, so a file
+    // that crashes workers cannot be looped through them forever.
+    queue.resubmit(&id).await.unwrap();
+    let record = queue.job(&id).await.unwrap().unwrap();
+    assert_eq!((record.state, record.stalls), (JobState::Queued, 3));
+    let (_conn, _job) = claim(&queue, "victim4/0").await;
+    kill_instance(&redis, &queue, "victim4").await;
+    assert_eq!(queue.reap_dead().await.unwrap(), 1);
+    let record = queue.job(&id).await.unwrap().unwrap();
+    assert_eq!((record.state, record.stalls), (JobState::Failed, 4));
 }
 
 #[tokio::test]
