@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
-use pixdrop::pipeline::{Limits, VariantSpec, decode, process, render};
+use pixdrop::pipeline::{Control, Limits, VariantSpec, decode, process, render};
 use pixdrop::queue::JobId;
 use pixdrop::storage::Storage;
 
@@ -45,7 +45,8 @@ fn pipeline(c: &mut Criterion) {
     group.bench_function("process: decode + thumb + large + write", |b| {
         b.iter(|| {
             let mut writer = storage.variant_writer(&job);
-            let processed = process(open(), &specs, &limits, &mut writer, &mut |_| {});
+            let control = Control::unlimited();
+            let processed = process(open(), &specs, &limits, &control, &mut writer, &mut |_| {});
             black_box(processed.expect("the benchmark photo processes"))
         })
     });

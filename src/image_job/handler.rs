@@ -1,7 +1,15 @@
-//! `ImageHandler`: what a worker does with an upload. It runs the pipeline on the stored original,
-//! off the async executor and bounded to the machine's cores, forwards each step as progress, and
-//! answers with an [`ImageResult`] naming the variants by storage key. Pipeline errors keep their
-//! code; whether a retry can help is the pipeline's call (`is_permanent`).
+//! `ImageHandler`: what a worker does with an upload. It reads the original's header, waits for
+//! the memory its decode needs and for a core, runs the pipeline off the async executor, forwards
+//! each step as progress, and answers with an [`ImageResult`] naming the variants by storage key.
+//!
+//! The CPU permit and the memory grant are moved into the blocking work, so they are held exactly
+//! as long as it runs, even when the job's future is dropped (a timeout, a shutdown). Dropping the
+//! future also raises the pipeline's stop flag, as does a lost lease (the job was cancelled or
+//! reaped): the pipeline then stops at its next step instead of running to its end.
+//!
+//! Pipeline errors keep their code; whether a retry can help is the pipeline's call
+//! (`is_permanent`). A decoder that panics fails the job for good with a generic reason: the same
+//! file would crash it again, and the panic's text is not for clients.
 
 use std::sync::Arc;
 
@@ -9,9 +17,14 @@ use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::contract::{DecodedOriginal, ImageJob, ImageResult, StoredVariant};
-use crate::pipeline::{self, Limits, Step, VariantSpec};
+use crate::pipeline::{
+    self, Control, Limits, PipelineError, SizeLimit, Step, StopFlag, VariantSpec,
+};
 use crate::queue::{Claimed, Handler, JobError, Progress};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageKey};
+
+/// The memory budget is counted in KiB, so a `u32` of permits covers terabytes.
+const BUDGET_UNIT: u64 = 1024;
 
 pub struct ImageHandler {
     storage: Storage,
@@ -20,31 +33,45 @@ pub struct ImageHandler {
     /// One permit per core: decoding and encoding are CPU-bound, and more of them at once than
     /// cores only adds memory and latency.
     cpu: Arc<Semaphore>,
+    /// `pipeline.memory_budget_bytes`, in `BUDGET_UNIT`s: big images wait for room.
+    memory: Arc<Semaphore>,
+    memory_units: u32,
 }
 
 impl ImageHandler {
     pub fn new(storage: Storage, specs: Vec<VariantSpec>, limits: Limits) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let memory_units =
+            u32::try_from(limits.memory_budget_bytes / BUDGET_UNIT).unwrap_or(u32::MAX);
         Self {
             storage,
             specs: Arc::new(specs),
             limits,
             cpu: Arc::new(Semaphore::new(cores)),
+            memory: Arc::new(Semaphore::new(memory_units as usize)),
+            memory_units,
         }
+    }
+
+    /// Reads the original's header on the blocking pool (it is file I/O, and cheap).
+    async fn probe(&self, original: &StorageKey) -> Result<pipeline::Probe, JobError> {
+        let (storage, key) = (self.storage.clone(), original.clone());
+        let (specs, limits) = (self.specs.clone(), self.limits);
+        run_blocking(move || {
+            let source = open_original(&storage, &key)?;
+            pipeline::probe(source, &limits, &specs).map_err(job_error)
+        })
+        .await
     }
 }
 
-/// Where progress stands after `step`: 10% once decoded, the other 90% shared by the variants.
-fn progress_of(step: &Step) -> (u8, String) {
-    match step {
-        Step::Decoded { .. } => (10, "decoded".to_owned()),
-        Step::VariantWritten { name, index, total } => {
-            let done = (index + 1) * 90 / (*total).max(1);
-            (
-                10 + u8::try_from(done).unwrap_or(90),
-                format!("wrote {name}"),
-            )
-        }
+/// Raises the stop flag when dropped: a job future dropped mid-run (timeout, shutdown) stops its
+/// pipeline at the next step.
+struct StopOnDrop(StopFlag);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
     }
 }
 
@@ -56,46 +83,71 @@ impl Handler for ImageHandler {
                 format!("the job's payload is not an image job: {e}"),
             )
         })?;
-        let storage = self.storage.clone();
-        let mut writer = self.storage.variant_writer(&job.id);
-        let (specs, limits) = (self.specs.clone(), self.limits);
-        let _permit = self
+        let stop = StopFlag::new();
+        let _stop_on_drop = StopOnDrop(stop.clone());
+
+        let probe = self.probe(&payload.original).await?;
+        let units = probe.memory_bytes.div_ceil(BUDGET_UNIT);
+        let Some(units) = u32::try_from(units)
+            .ok()
+            .filter(|u| *u <= self.memory_units)
+        else {
+            return Err(job_error(PipelineError::TooLarge {
+                width: probe.width,
+                height: probe.height,
+                limit: SizeLimit::Memory,
+            }));
+        };
+        let stopping = || JobError::transient("shutting-down", "the worker is stopping");
+        let memory = self
+            .memory
+            .clone()
+            .acquire_many_owned(units)
+            .await
+            .map_err(|_| stopping())?;
+        let cpu = self
             .cpu
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| JobError::transient("shutting-down", "the worker is stopping"))?;
+            .map_err(|_| stopping())?;
 
+        let storage = self.storage.clone();
+        let mut writer = self.storage.variant_writer(&job.id);
+        let (specs, limits) = (self.specs.clone(), self.limits);
+        let control = Control {
+            stop: stop.clone(),
+            memory_bytes: u64::from(units) * BUDGET_UNIT,
+        };
         let (steps_tx, mut steps) = mpsc::unbounded_channel();
-        let work = tokio::task::spawn_blocking(move || {
-            let source = storage.open_original(&payload.original).map_err(|e| {
-                // Server paths are not for clients: keep them in the log only.
-                tracing::warn!(error = %e, "cannot read the stored original");
-                JobError::transient("io-error", "the stored upload could not be read")
-            })?;
-            let processed = pipeline::process(source, &specs, &limits, &mut writer, &mut |step| {
-                let _ = steps_tx.send(step);
-            })
-            .map_err(|e| {
-                if e.is_permanent() {
-                    JobError::permanent(e.code(), e.to_string())
-                } else {
-                    tracing::warn!(error = %e, "transient pipeline failure");
-                    JobError::transient(e.code(), "a storage error interrupted processing")
-                }
-            })?;
-            Ok::<_, JobError>((processed, writer))
+        let work = run_blocking(move || {
+            // Held for exactly as long as the work runs.
+            let _held = (cpu, memory);
+            let source = open_original(&storage, &payload.original)?;
+            let processed = pipeline::process(
+                source,
+                &specs,
+                &limits,
+                &control,
+                &mut writer,
+                &mut |step| {
+                    let _ = steps_tx.send(step);
+                },
+            )
+            .map_err(job_error)?;
+            Ok((processed, writer))
         });
         // Report each step while the pipeline runs; the channel closes when it is done.
         while let Some(step) = steps.recv().await {
             let (percent, name) = progress_of(&step);
-            if let Err(e) = progress.report(percent, &name).await {
-                tracing::debug!(error = %e, "progress not recorded");
+            match progress.report(percent, &name).await {
+                Ok(true) => {}
+                // Cancelled, or recovered by another instance: whatever we make is discarded.
+                Ok(false) => stop.stop(),
+                Err(e) => tracing::debug!(error = %e, "progress not recorded"),
             }
         }
-        let (processed, writer) = work.await.map_err(|e| {
-            JobError::transient("worker-crashed", format!("image processing crashed: {e}"))
-        })??;
+        let (processed, writer) = work.await?;
 
         let variants = processed
             .variants
@@ -119,5 +171,97 @@ impl Handler for ImageHandler {
         };
         serde_json::to_value(&result)
             .map_err(|e| JobError::permanent("internal", format!("cannot record the result: {e}")))
+    }
+}
+
+/// Where progress stands after `step`: 10% once decoded, the other 90% shared by the variants.
+fn progress_of(step: &Step) -> (u8, String) {
+    match step {
+        Step::Decoded { .. } => (10, "decoded".to_owned()),
+        Step::VariantWritten { name, index, total } => {
+            let done = (index + 1) * 90 / (*total).max(1);
+            (
+                10 + u8::try_from(done).unwrap_or(90),
+                format!("wrote {name}"),
+            )
+        }
+    }
+}
+
+fn open_original(storage: &Storage, key: &StorageKey) -> Result<std::fs::File, JobError> {
+    storage.open_original(key).map_err(|e| {
+        // Server paths are not for clients: keep them in the log only.
+        tracing::warn!(error = %e, "cannot read the stored original");
+        JobError::transient("io-error", "the stored upload could not be read")
+    })
+}
+
+/// Starts `work` on the blocking pool at once (not when first polled) and resolves to its result.
+/// A panic in it (a decoder's, on a hostile file) fails the job for good: the same bytes would
+/// panic again.
+fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, JobError> + Send + 'static,
+) -> impl Future<Output = Result<T, JobError>> {
+    let running = tokio::task::spawn_blocking(work);
+    async move { joined(running.await) }
+}
+
+fn joined<T>(ran: Result<Result<T, JobError>, tokio::task::JoinError>) -> Result<T, JobError> {
+    match ran {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => {
+            tracing::error!(error = %e, "image processing panicked");
+            Err(JobError::permanent(
+                "decoder-crashed",
+                "this file made the image decoder fail; it cannot be processed",
+            ))
+        }
+        Err(e) => Err(JobError::transient(
+            "worker-crashed",
+            format!("image processing was cut short: {e}"),
+        )),
+    }
+}
+
+/// A pipeline error as the job's failure.
+fn job_error(e: PipelineError) -> JobError {
+    if e.is_permanent() {
+        JobError::permanent(e.code(), e.to_string())
+    } else {
+        tracing::warn!(error = %e, "transient pipeline failure");
+        let detail = match e {
+            PipelineError::Stopped => "processing was stopped",
+            _ => "a storage error interrupted processing",
+        };
+        JobError::transient(e.code(), detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_that_panics_fails_the_job_for_good_without_the_panic_text() {
+        // Proves a decoder panic is neither retried nor shown to the client.
+        let err = run_blocking::<()>(|| panic!("index out of bounds in some decoder"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, "decoder-crashed");
+        assert_eq!(err.kind, crate::queue::ErrorKind::Permanent);
+        assert!(!err.detail.contains("index"), "{}", err.detail);
+    }
+
+    #[tokio::test]
+    async fn blocking_work_starts_before_its_result_is_awaited() {
+        // Proves progress can stream while the work runs: the handler awaits steps first.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let running = run_blocking(move || {
+            tx.send(()).unwrap();
+            Ok(())
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("started without being polled");
+        running.await.unwrap();
     }
 }

@@ -2,15 +2,17 @@
 //! is not an accepted image, too large, damaged or cut short, and deciding that before the pixel
 //! memory is allocated wherever the header allows.
 
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageReader};
+use image::{ColorType, DynamicImage, ImageDecoder, ImageReader};
 
-use super::error::PipelineError;
+use super::control::Control;
+use super::error::{PipelineError, SizeLimit};
 use super::format::{ImageFormat, SNIFF_LEN, Sniffed, sniff};
 use super::jpeg;
 use super::limits::Limits;
+use super::spec::VariantSpec;
 
 /// A decoded, oriented image, ready to be made into any number of variants.
 #[derive(Clone)]
@@ -64,12 +66,98 @@ impl std::fmt::Debug for DecodedImage {
     }
 }
 
+/// What the header says about an image, read without decoding its pixels: enough to decide
+/// whether, and when, to decode it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub format: ImageFormat,
+    /// As displayed, after the EXIF orientation.
+    pub width: u32,
+    pub height: u32,
+    /// The most memory decoding and rendering it will hold at once, estimated from the header:
+    /// the decoder's buffer at the file's own depth (16-bit counted), the 8-bit copy and the
+    /// rotated copy when those are needed, the file itself, and the largest variant's buffers.
+    pub memory_bytes: u64,
+}
+
+/// Reads the header of the image in `source` and checks it against `limits`; no pixel is decoded.
+pub fn probe(
+    source: impl Read + Seek,
+    limits: &Limits,
+    specs: &[VariantSpec],
+) -> Result<Probe, PipelineError> {
+    Ok(open(BufReader::new(source), limits, specs)?.probe)
+}
+
 /// Decodes the image read from `source` (a file, or bytes in memory): sniffs the format, checks
 /// the header against `limits`, decodes the first frame, applies the EXIF orientation and converts
-/// to 8 bits a channel.
+/// to 8 bits a channel. No memory bound: see [`decode_within`].
 pub fn decode(source: impl Read + Seek, limits: &Limits) -> Result<DecodedImage, PipelineError> {
-    let mut reader = BufReader::new(source);
+    decode_within(source, limits, &[], &Control::unlimited())
+}
+
+/// [`decode`], refusing before any pixel is allocated when the image needs more memory than
+/// `control` grants (with variants of `specs` to render), and not starting once stopped.
+pub fn decode_within(
+    source: impl Read + Seek,
+    limits: &Limits,
+    specs: &[VariantSpec],
+    control: &Control,
+) -> Result<DecodedImage, PipelineError> {
+    control.stop.check()?;
+    let Opened {
+        probe,
+        decoder,
+        orientation,
+    } = open(BufReader::new(source), limits, specs)?;
+    if probe.memory_bytes > control.memory_bytes {
+        return Err(PipelineError::TooLarge {
+            width: probe.width,
+            height: probe.height,
+            limit: SizeLimit::Memory,
+        });
+    }
+    let format = probe.format;
+    let from_decoder = |e| PipelineError::from_decoder(format, e);
+    // For GIF and WebP this is the first frame of an animation.
+    let image = DynamicImage::from_decoder(decoder).map_err(from_decoder)?;
+    let has_alpha = image.color().has_alpha();
+    // 16-bit, float, grey and palette images all end up as 8-bit RGB(A): WebP holds nothing else,
+    // and one pixel layout keeps resizing simple. `into_*` reuses the buffer when it already is.
+    let mut image = if has_alpha {
+        DynamicImage::ImageRgba8(image.into_rgba8())
+    } else {
+        DynamicImage::ImageRgb8(image.into_rgb8())
+    };
+    // After the conversion, so a rotation moves 3 or 4 bytes a pixel rather than up to 16.
+    image.apply_orientation(orientation);
+
+    Ok(DecodedImage {
+        format,
+        width: image.width(),
+        height: image.height(),
+        has_alpha,
+        pixels: image.into_bytes(),
+    })
+}
+
+/// A source whose header was read and checked, with its decoder ready.
+struct Opened<D> {
+    probe: Probe,
+    decoder: D,
+    orientation: Orientation,
+}
+
+/// Sniffs, checks a JPEG reaches its end, reads the header, checks the limits and estimates the
+/// memory: everything short of decoding pixels.
+fn open<'a, R: BufRead + Seek + 'a>(
+    mut reader: R,
+    limits: &Limits,
+    specs: &[VariantSpec],
+) -> Result<Opened<impl ImageDecoder + 'a>, PipelineError> {
     let format = sniff_source(&mut reader)?;
+    let file_bytes = reader.seek(SeekFrom::End(0)).map_err(PipelineError::read)?;
+    reader.rewind().map_err(PipelineError::read)?;
     if format == ImageFormat::Jpeg {
         // Before decoding: the JPEG decoder would grey-fill a file that is cut short.
         let whole = jpeg::reaches_end_marker(&mut reader).map_err(PipelineError::read)?;
@@ -96,27 +184,58 @@ pub fn decode(source: impl Read + Seek, limits: &Limits) -> Result<DecodedImage,
         (width, height)
     };
     limits.check(shown_width, shown_height)?;
-
-    // For GIF and WebP this is the first frame of an animation.
-    let image = DynamicImage::from_decoder(decoder).map_err(from_decoder)?;
-    let has_alpha = image.color().has_alpha();
-    // 16-bit, float, grey and palette images all end up as 8-bit RGB(A): WebP holds nothing else,
-    // and one pixel layout keeps resizing simple. `into_*` reuses the buffer when it already is.
-    let mut image = if has_alpha {
-        DynamicImage::ImageRgba8(image.into_rgba8())
-    } else {
-        DynamicImage::ImageRgb8(image.into_rgb8())
-    };
-    // After the conversion, so a rotation moves 3 or 4 bytes a pixel rather than up to 16.
-    image.apply_orientation(orientation);
-
-    Ok(DecodedImage {
-        format,
-        width: image.width(),
-        height: image.height(),
-        has_alpha,
-        pixels: image.into_bytes(),
+    let memory_bytes = memory_needed(
+        decoder.total_bytes(),
+        file_bytes,
+        u64::from(width) * u64::from(height),
+        decoder.color_type(),
+        orientation,
+        specs,
+    );
+    Ok(Opened {
+        probe: Probe {
+            format,
+            width: shown_width,
+            height: shown_height,
+            memory_bytes,
+        },
+        decoder,
+        orientation,
     })
+}
+
+/// The estimate behind [`Probe::memory_bytes`].
+fn memory_needed(
+    decoded: u64,
+    file_bytes: u64,
+    pixels: u64,
+    color: ColorType,
+    orientation: Orientation,
+    specs: &[VariantSpec],
+) -> u64 {
+    let channels: u64 = if color.has_alpha() { 4 } else { 3 };
+    // `into_rgb(a)8` keeps the decoder's buffer when it already is 8-bit RGB(A), else copies.
+    let converted = if matches!(color, ColorType::Rgb8 | ColorType::Rgba8) {
+        0
+    } else {
+        pixels * channels
+    };
+    let rotated = if orientation == Orientation::NoTransforms {
+        0
+    } else {
+        pixels * channels
+    };
+    // A variant's resized pixels, and about twice that inside the WebP encoder.
+    let variant = specs
+        .iter()
+        .map(|s| u64::from(s.max_width()) * u64::from(s.max_height()) * 4 * 3)
+        .max()
+        .unwrap_or(0);
+    decoded
+        .saturating_add(converted)
+        .saturating_add(rotated)
+        .saturating_add(file_bytes)
+        .saturating_add(variant)
 }
 
 /// Reads the first bytes and names the format, leaving the reader back at the start.

@@ -82,6 +82,10 @@ pub enum PipelineError {
         transient: bool,
     },
 
+    /// The caller stopped the run (see [`super::StopFlag`]).
+    #[error("processing was stopped")]
+    Stopped,
+
     /// Reading the source failed (the caller's storage, not the image, is at fault).
     #[error("could not read the image: {source}")]
     Read {
@@ -110,6 +114,7 @@ impl PipelineError {
             Self::TooLarge { .. } => "image-too-large",
             Self::Encode { .. } => "encode-failed",
             Self::Read { .. } | Self::Store { .. } => "io-error",
+            Self::Stopped => "stopped",
         }
     }
 
@@ -124,7 +129,7 @@ impl PipelineError {
             | Self::Truncated { .. }
             | Self::TooLarge { .. } => true,
             Self::Encode { transient, .. } => !transient,
-            Self::Read { .. } | Self::Store { .. } => false,
+            Self::Read { .. } | Self::Store { .. } | Self::Stopped => false,
         }
     }
 

@@ -14,6 +14,10 @@ pub struct Limits {
     pub max_pixels: u64,
     pub max_width: u32,
     pub max_height: u32,
+    /// Memory one process may spend decoding and rendering at once, shared by its workers: an
+    /// image waits until its estimate (see `Probe::memory_bytes`) fits, and one that would never
+    /// fit is refused. Not a per-image limit: the worker holds the budget.
+    pub memory_budget_bytes: u64,
 }
 
 impl Default for Limits {
@@ -22,9 +26,13 @@ impl Default for Limits {
             max_pixels: 50_000_000,
             max_width: 20_000,
             max_height: 20_000,
+            memory_budget_bytes: 1 << 30,
         }
     }
 }
+
+/// Below this even an ordinary phone photo would not fit.
+const MIN_MEMORY_BUDGET: u64 = 64 << 20;
 
 impl Limits {
     /// What is wrong with these limits themselves, as `(field, "field (value) must ...")` pairs:
@@ -39,6 +47,15 @@ impl Limits {
         at_least_one("max_pixels", self.max_pixels);
         at_least_one("max_width", u64::from(self.max_width));
         at_least_one("max_height", u64::from(self.max_height));
+        if self.memory_budget_bytes < MIN_MEMORY_BUDGET {
+            found.push((
+                "memory_budget_bytes",
+                format!(
+                    "memory_budget_bytes ({}) must be at least {MIN_MEMORY_BUDGET} (64 MiB)",
+                    self.memory_budget_bytes
+                ),
+            ));
+        }
         found
     }
 
@@ -98,6 +115,7 @@ mod tests {
             max_pixels: 200,
             max_width: 20,
             max_height: 10,
+            ..Limits::default()
         };
         assert!(limits.check(20, 10).is_ok());
     }

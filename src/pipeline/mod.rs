@@ -15,6 +15,7 @@
 //! Every failure is a [`PipelineError`] with a stable `code()` and `is_permanent()`, so a worker
 //! knows whether a retry could help.
 
+mod control;
 mod decode;
 mod error;
 mod format;
@@ -29,7 +30,8 @@ mod spec;
 #[cfg(test)]
 mod tests;
 
-pub use decode::{DecodedImage, decode};
+pub use control::{Control, StopFlag};
+pub use decode::{DecodedImage, Probe, decode, decode_within, probe};
 pub use error::{PipelineError, SizeLimit};
 pub use format::{ImageFormat, SNIFF_LEN, Sniffed, accepted_in_words, sniff};
 pub use limits::Limits;

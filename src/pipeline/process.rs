@@ -5,11 +5,12 @@ use std::io::{Read, Seek};
 
 use serde::Serialize;
 
-use super::decode::decode;
+use super::control::Control;
+use super::decode::decode_within;
 use super::error::PipelineError;
 use super::format::ImageFormat;
 use super::limits::Limits;
-use super::render::render;
+use super::render::render_checked;
 use super::sink::VariantSink;
 use super::spec::VariantSpec;
 
@@ -62,14 +63,18 @@ pub struct VariantOutput {
 /// made from that one decode. The output depends only on the input, so running this again (a
 /// retried job) hands over identical bytes. Nothing reaches the sink unless the source decodes:
 /// a rejected upload leaves no trace. Spec names should be unique (settings check that).
+///
+/// `control` bounds the memory the run may use and lets the caller stop it between steps (then
+/// the error is [`PipelineError::Stopped`]).
 pub fn process(
     source: impl Read + Seek,
     specs: &[VariantSpec],
     limits: &Limits,
+    control: &Control,
     sink: &mut dyn VariantSink,
     on_step: &mut dyn FnMut(Step),
 ) -> Result<Processed, PipelineError> {
-    let image = decode(source, limits)?;
+    let image = decode_within(source, limits, specs, control)?;
     let original = OriginalInfo {
         format: image.format(),
         width: image.width(),
@@ -82,7 +87,7 @@ pub fn process(
 
     let mut variants = Vec::with_capacity(specs.len());
     for (index, spec) in specs.iter().enumerate() {
-        let rendered = render(&image, spec)?;
+        let rendered = render_checked(&image, spec, &control.stop)?;
         sink.put(spec.name(), rendered.webp())
             .map_err(|source| PipelineError::Store {
                 variant: spec.name().to_owned(),

@@ -8,6 +8,7 @@ use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use webp::{PixelLayout, WebPEncodingError, WebPMemory};
 
+use super::control::StopFlag;
 use super::decode::DecodedImage;
 use super::error::PipelineError;
 use super::geometry::{Plan, plan};
@@ -49,6 +50,16 @@ impl std::fmt::Debug for Rendered {
 /// Makes `spec`'s variant of `image` and encodes it as lossy WebP at the spec's quality, keeping
 /// the alpha channel when the image has one.
 pub fn render(image: &DecodedImage, spec: &VariantSpec) -> Result<Rendered, PipelineError> {
+    render_checked(image, spec, &StopFlag::new())
+}
+
+/// [`render`], stopping before the resize or the encode once `stop` is raised.
+pub(crate) fn render_checked(
+    image: &DecodedImage,
+    spec: &VariantSpec,
+    stop: &StopFlag,
+) -> Result<Rendered, PipelineError> {
+    stop.check()?;
     let plan = plan(
         image.width,
         image.height,
@@ -70,6 +81,7 @@ pub fn render(image: &DecodedImage, spec: &VariantSpec) -> Result<Rendered, Pipe
         &resized
     };
 
+    stop.check()?;
     let layout = if image.has_alpha {
         PixelLayout::Rgba
     } else {

@@ -4,6 +4,7 @@ use pixdrop::app::Role;
 use serde_json::Value;
 
 use crate::helpers::{TestApp, jpeg};
+use pixdrop::pipeline::{Fit, VariantSpec};
 
 #[tokio::test]
 async fn a_truncated_jpeg_fails_permanently_with_its_reason_and_can_be_retried() {
@@ -47,4 +48,37 @@ async fn retrying_a_job_that_has_not_failed_is_a_409() {
     assert_eq!(response.status(), 409);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "not-retryable");
+}
+
+#[tokio::test]
+async fn cancelling_a_running_job_stops_its_pipeline_before_the_next_variant() {
+    // The first variant is a slow 12 MP encode. Cancelled while it runs, the worker learns of it
+    // at its next progress report and renders nothing more: the second variant is never written.
+    let app = TestApp::spawn_with(Role::All, |s| {
+        s.variants = vec![
+            VariantSpec::new("big", 4000, 4000, Fit::Inside, 80.0).unwrap(),
+            VariantSpec::new("small", 100, 100, Fit::Inside, 80.0).unwrap(),
+        ];
+    })
+    .await;
+    let (width, height) = (4000, 3000);
+    let flat = image::RgbImage::from_raw(width, height, vec![90; (width * height * 3) as usize]);
+    let mut photo = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(flat.unwrap())
+        .write_to(&mut photo, image::ImageFormat::Png)
+        .unwrap();
+    let id = app.upload_one(photo.into_inner()).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.job(&id).await["step"] != "decoded" {
+        assert!(tokio::time::Instant::now() < deadline, "never decoded");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.cancel(&id).await.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(app.job(&id).await["state"], "cancelled");
+    let small = format!("variants/{id}/small.webp");
+    assert!(
+        !app.stored_files().contains(&small),
+        "the variant after the cancel was written"
+    );
 }

@@ -18,6 +18,7 @@ fn fail(bytes: &[u8]) -> PipelineError {
         std::io::Cursor::new(bytes),
         &VariantSpec::defaults(),
         &Limits::default(),
+        &crate::pipeline::Control::unlimited(),
         &mut received,
         &mut |_| {},
     )
@@ -175,6 +176,7 @@ fn a_source_that_cannot_be_read_is_a_transient_io_error() {
         Broken,
         &[],
         &Limits::default(),
+        &crate::pipeline::Control::unlimited(),
         &mut Received::new(),
         &mut |_| {},
     )
@@ -198,6 +200,7 @@ fn a_sink_that_refuses_a_variant_is_a_transient_io_error_naming_it() {
         std::io::Cursor::new(bytes),
         &VariantSpec::defaults(),
         &Limits::default(),
+        &crate::pipeline::Control::unlimited(),
         &mut Full,
         &mut |_| {},
     )

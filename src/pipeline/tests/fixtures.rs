@@ -151,6 +151,7 @@ pub fn process_bytes(bytes: &[u8], specs: &[VariantSpec]) -> (Received, Processe
         Cursor::new(bytes),
         specs,
         &Limits::default(),
+        &crate::pipeline::Control::unlimited(),
         &mut received,
         &mut |_| {},
     )

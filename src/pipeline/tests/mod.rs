@@ -2,6 +2,7 @@
 //! Tests of one part alone live beside that part.
 
 mod alloc_probe;
+mod control;
 mod failures;
 mod fixtures;
 mod inputs;

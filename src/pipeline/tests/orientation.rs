@@ -128,13 +128,30 @@ fn size_limits_apply_to_the_image_as_displayed() {
         max_pixels: 1_000_000,
         max_width: 40,
         max_height: 64,
+        ..Limits::default()
     };
     let source = std::io::Cursor::new(oriented_jpeg(6, true));
-    let ok = process(source, &[], &limits, &mut Received::new(), &mut |_| {}).unwrap();
+    let ok = process(
+        source,
+        &[],
+        &limits,
+        &crate::pipeline::Control::unlimited(),
+        &mut Received::new(),
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!((ok.original.width, ok.original.height), (32, 64));
 
     let source = std::io::Cursor::new(oriented_jpeg(1, true));
-    let err = process(source, &[], &limits, &mut Received::new(), &mut |_| {}).unwrap_err();
+    let err = process(
+        source,
+        &[],
+        &limits,
+        &crate::pipeline::Control::unlimited(),
+        &mut Received::new(),
+        &mut |_| {},
+    )
+    .unwrap_err();
     assert!(matches!(
         err,
         PipelineError::TooLarge {

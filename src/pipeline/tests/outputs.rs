@@ -111,6 +111,7 @@ fn processing_the_same_source_twice_yields_identical_files() {
             source,
             &specs,
             &Limits::default(),
+            &crate::pipeline::Control::unlimited(),
             &mut received,
             &mut |_| {},
         )
@@ -140,6 +141,7 @@ fn progress_is_reported_as_decoded_then_each_variant_in_order() {
         source,
         &specs,
         &Limits::default(),
+        &crate::pipeline::Control::unlimited(),
         &mut received,
         &mut |step| steps.push(step),
     )
