@@ -196,7 +196,6 @@ impl WorkerConn {
         let scripts = &self.queue.inner.scripts;
         let mut invocation = fenced(&scripts.ack, &self.queue, &self.processing, &self.name, job);
         invocation
-            .key(keys.waiting())
             .arg(result.to_string())
             .arg(retention)
             .arg(keys.events())
@@ -267,7 +266,7 @@ impl WorkerConn {
             &self.name,
             job,
         );
-        invocation.key(keys.waiting()).arg(keys.events());
+        invocation.arg(keys.events());
         settled(invocation.invoke_async(&mut self.scripts).await?)
     }
 
@@ -292,7 +291,8 @@ impl WorkerConn {
 }
 
 /// The start every fenced transition's invocation shares: KEYS[1] the job hash, KEYS[2] this
-/// worker's processing list; ARGV[1..4] id, owner, lease, now. Callers append the rest.
+/// worker's processing list, KEYS[3] the waiting list (see `release` in `lua/prelude.lua`);
+/// ARGV[1..4] id, owner, lease, now. Callers append the rest.
 fn fenced<'a>(
     script: &'a redis::Script,
     queue: &Queue,
@@ -304,6 +304,7 @@ fn fenced<'a>(
     invocation
         .key(queue.keys().job(&job.id))
         .key(processing)
+        .key(queue.keys().waiting())
         .arg(job.id.to_string())
         .arg(owner)
         .arg(&job.lease)

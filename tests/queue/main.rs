@@ -10,3 +10,4 @@ mod redis_restart;
 mod retries;
 mod shutdown;
 mod transitions;
+mod windows;

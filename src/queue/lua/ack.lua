@@ -6,8 +6,8 @@
 -- ARGV[6]: retention (ms)   ARGV[7]: events channel   ARGV[8]: '1' to claim the next id
 -- Returns: {1, next id or ''} completed (or already completed by this very lease);
 --          {0, state, next id or ''} not owned: the lease was lost, the record is unchanged
-redis.call('LREM', KEYS[2], 1, ARGV[1])
 local job, status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'completed')
+release(KEYS[2], KEYS[3], ARGV[1], job.state)
 local answer
 if status == 'held' then
   redis.call('HSET', KEYS[1], 'state', 'completed', 'result', ARGV[5], 'progress', 100,

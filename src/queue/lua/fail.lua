@@ -1,10 +1,10 @@
 -- fail: the job is dead (a permanent error, or out of attempts); keep the reason, expire the record.
--- KEYS[1]: the job hash   KEYS[2]: the worker's processing list
+-- KEYS[1]: the job hash   KEYS[2]: the worker's processing list   KEYS[3]: the waiting list
 -- ARGV[1]: job id   ARGV[2]: owner   ARGV[3]: lease   ARGV[4]: now (ms)   ARGV[5]: error code
 -- ARGV[6]: error detail   ARGV[7]: retention (ms)   ARGV[8]: events channel
 -- Returns: {1} failed (or already, by this lease); {0, state} not owned: nothing changed
-redis.call('LREM', KEYS[2], 1, ARGV[1])
 local job, status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'failed')
+release(KEYS[2], KEYS[3], ARGV[1], job.state)
 if status == 'done' then return {1} end
 if status ~= 'held' then return {0, status} end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error_code', ARGV[5], 'error_detail', ARGV[6],

@@ -3,8 +3,9 @@
 -- KEYS[1]: the job hash   KEYS[2]: the worker's processing list   KEYS[3]: the waiting list
 -- ARGV[1]: job id   ARGV[2]: owner   ARGV[3]: lease   ARGV[4]: now (ms)   ARGV[5]: events channel
 -- Returns: {1} handed back; {0, state} not owned: nothing changed
-redis.call('LREM', KEYS[2], 1, ARGV[1])
 local job, status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'queued')
+-- A repeat ('done') finds the id gone from the list already, so `release` pushes nothing twice.
+release(KEYS[2], KEYS[3], ARGV[1], job.state)
 if status == 'done' then return {1} end
 if status ~= 'held' then return {0, status} end
 clear(KEYS[1], job, 'step')

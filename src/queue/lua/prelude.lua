@@ -79,3 +79,13 @@ local function publish_current(channel, job_key, id, now)
   if job.state == 'retrying' then due_at = redis.call('HGET', job_key, 'due_at') end
   publish_event(channel, id, job, now, result or nil, due_at or nil)
 end
+
+-- Takes the id out of the worker's processing list, once the fence was checked and with the job's
+-- state as it was found. A job still `queued` in the list is one whose activation never reached
+-- the disk (Redis crashed and lost it): it would be in no list at all, so it goes back to the
+-- waiting list.
+local function release(processing, waiting, id, found_state)
+  if redis.call('LREM', processing, 1, id) == 1 and found_state == 'queued' then
+    redis.call('RPUSH', waiting, id)
+  end
+end
