@@ -74,6 +74,26 @@ impl RedisServer {
         self.signal_and_reap(libc::SIGKILL);
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open and nothing is answered, as with a
+    /// server stuck in a long fork or a network partition. For fault tests.
+    pub fn pause(&mut self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a paused server run again (SIGCONT); it answers what queued up meanwhile.
+    pub fn resume(&mut self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        if let Some(child) = &self.child
+            && let Ok(pid) = libc::pid_t::try_from(child.id())
+        {
+            // SAFETY: `pid` is our own child, not yet reaped, so it names no other process.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+
     /// Starts the server again on the same port and data directory; the AOF brings the data back.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
@@ -155,8 +175,12 @@ impl RedisServer {
         let Ok(pid) = libc::pid_t::try_from(child.id()) else {
             return;
         };
-        // Safe: the pid is our own un-reaped child, so it cannot have been recycled.
-        unsafe { libc::kill(pid, signal) };
+        // Safe: the pid is our own un-reaped child, so it cannot have been recycled. SIGCONT
+        // after it, so a paused server acts on the signal too.
+        unsafe {
+            libc::kill(pid, signal);
+            libc::kill(pid, libc::SIGCONT);
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {

@@ -21,7 +21,8 @@ use super::problem::Problem;
 use super::settings::UploadSettings;
 use crate::image_job::ImageJob;
 use crate::pipeline::{ImageFormat, SNIFF_LEN, Sniffed, accepted_in_words, sniff};
-use crate::storage::{StagedUpload, Storage};
+use crate::queue::{JobId, QueueError};
+use crate::storage::{CommittedOriginal, StagedUpload, Storage, StorageKey};
 
 /// Field names that carry files.
 const FILE_FIELDS: [&str; 2] = ["file", "media"];
@@ -140,14 +141,36 @@ pub async fn upload(
         .iter()
         .map(|job| serde_json::to_value(job).map_err(Problem::internal))
         .collect::<Result<_, _>>()?;
-    // On error `committed` drops here, removing the originals this request created.
-    let ids = state
-        .queue
-        .enqueue_batch(&payloads)
-        .await
-        .map_err(Problem::from)?;
-    committed.into_iter().for_each(|original| original.keep());
-
+    let ids: Vec<JobId> = jobs.iter().map(|_| JobId::new()).collect();
+    // From here a request dropped mid-way keeps its files: the enqueue may take effect though its
+    // answer never comes, and a queued job must find its original. Only an enqueue known to have
+    // failed removes what this request created.
+    let created: Vec<StorageKey> = committed
+        .into_iter()
+        .filter_map(CommittedOriginal::keep)
+        .collect();
+    if let Err(e) = state.queue.enqueue_as(&ids, &payloads).await {
+        match enqueued_after_all(&state, &ids, &e).await {
+            Some(true) => {
+                tracing::warn!(error = %e, "the enqueue's answer was lost, but it took effect")
+            }
+            Some(false) => {
+                for key in &created {
+                    if let Err(e) = state.storage.delete(key).await {
+                        tracing::warn!(error = %e, %key, "could not remove a refused upload");
+                    }
+                }
+                return Err(Problem::from(e));
+            }
+            None => {
+                tracing::warn!(error = %e, "enqueue outcome unknown; keeping the uploads");
+                return Err(Problem::unavailable(
+                    "the job store did not answer in time: the upload may or may not have been \
+                     accepted; try again shortly",
+                ));
+            }
+        }
+    }
     let answers: Vec<serde_json::Value> = ids
         .iter()
         .zip(&jobs)
@@ -166,6 +189,20 @@ pub async fn upload(
     Ok(HttpResponse::Accepted()
         .insert_header(("Location", format!("/jobs/{}", ids[0])))
         .json(json!({ "jobs": answers })))
+}
+
+/// Whether a failed enqueue took effect after all: `Some(false)` when it certainly did not,
+/// `Some(true)` when its jobs exist (the answer was lost, not the call), `None` when that cannot
+/// be told now.
+async fn enqueued_after_all(state: &AppState, ids: &[JobId], error: &QueueError) -> Option<bool> {
+    if !error.is_unknown_outcome() {
+        return Some(false);
+    }
+    // The batch is one script: its jobs exist all together or not at all.
+    match state.queue.exist(ids).await {
+        Ok(found) => Some(found.iter().any(|&exists| exists)),
+        Err(_) => None,
+    }
 }
 
 /// One file part, received whole into staging.

@@ -26,6 +26,22 @@ pub enum QueueError {
     Protocol(String),
 }
 
+impl QueueError {
+    /// True when the call may or may not have taken effect: it was sent, and no answer came back
+    /// (the connection dropped, or the answer was too slow). Every other error means it did not.
+    pub fn is_unknown_outcome(&self) -> bool {
+        match self {
+            Self::Redis(e) => {
+                !e.is_connection_refusal()
+                    && (e.is_io_error() || e.is_timeout() || e.is_connection_dropped())
+            }
+            // An answer came, just not one we understand: the call ran, with what effect is unclear.
+            Self::Protocol(_) => true,
+            Self::Pool(_) => false,
+        }
+    }
+}
+
 pub type QueueResult<T> = Result<T, QueueError>;
 
 /// A cheap-to-clone handle on the queue.
@@ -167,59 +183,47 @@ impl Queue {
 
     /// Creates a job and queues it, in one atomic step that also publishes its `queued` event.
     pub async fn enqueue(&self, payload: &Value) -> QueueResult<JobId> {
-        let id = JobId::new();
-        let mut conn = self.conn().await?;
-        self.enqueue_invocation(&id, payload)
-            .invoke_async::<i64>(&mut conn)
-            .await?;
-        Ok(id)
+        let ids = self.enqueue_batch(std::slice::from_ref(payload)).await?;
+        Ok(ids[0])
     }
 
-    /// Enqueues many jobs in one round trip (each still its own atomic script).
+    /// Creates one job per payload and queues them all in one atomic step: all or none.
     pub async fn enqueue_batch(&self, payloads: &[Value]) -> QueueResult<Vec<JobId>> {
         let ids: Vec<JobId> = payloads.iter().map(|_| JobId::new()).collect();
-        let mut conn = self.conn().await?;
-        // Pipelines cannot fall back from EVALSHA to EVAL, so load the script first. Enqueue is
-        // idempotent per id, so re-sending the batch after a NOSCRIPT (a Redis restart between the
-        // two calls) cannot create duplicates.
-        for _ in 0..2 {
-            self.inner.scripts.enqueue.load_async(&mut conn).await?;
-            let mut pipe = redis::pipe();
-            let invocations: Vec<_> = ids
-                .iter()
-                .zip(payloads)
-                .map(|(id, p)| self.enqueue_invocation(id, p))
-                .collect();
-            for invocation in &invocations {
-                pipe.invoke_script(invocation).ignore();
-            }
-            match pipe.query_async::<()>(&mut conn).await {
-                Err(e)
-                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
-                    continue;
-                }
-                other => other?,
-            }
-            return Ok(ids);
-        }
-        Err(QueueError::Protocol(
-            "enqueue script kept disappearing".into(),
-        ))
+        self.enqueue_as(&ids, payloads).await?;
+        Ok(ids)
     }
 
-    fn enqueue_invocation(&self, id: &JobId, payload: &Value) -> redis::ScriptInvocation<'_> {
+    /// [`Queue::enqueue_batch`] with ids the caller chose, so that after an error whose outcome
+    /// is unknown (see [`QueueError::is_unknown_outcome`]) it can ask whether they exist, or send
+    /// the same batch again: ids that exist already are left as they are.
+    pub async fn enqueue_as(&self, ids: &[JobId], payloads: &[Value]) -> QueueResult<()> {
         let keys = &self.inner.keys;
         let mut invocation = self.inner.scripts.enqueue.prepare_invoke();
         invocation
-            .key(keys.job(id))
             .key(keys.waiting())
-            .arg(id.to_string())
-            .arg(payload.to_string())
             .arg(self.inner.settings.max_attempts)
             .arg(self.now())
             .arg(keys.events());
-        invocation
+        for (id, payload) in ids.iter().zip(payloads) {
+            invocation
+                .key(keys.job(id))
+                .arg(id.to_string())
+                .arg(payload.to_string());
+        }
+        let mut conn = self.conn().await?;
+        invocation.invoke_async::<i64>(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Which of `ids` have a record, in one round trip.
+    pub async fn exist(&self, ids: &[JobId]) -> QueueResult<Vec<bool>> {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.exists(self.inner.keys.job(id));
+        }
+        let mut conn = self.conn().await?;
+        Ok(pipe.query_async(&mut *conn).await?)
     }
 
     /// The job's record, or `None` for an unknown (or expired) id.

@@ -94,9 +94,10 @@ pub struct CommittedOriginal {
 }
 
 impl CommittedOriginal {
-    /// The jobs are enqueued: the file stays.
-    pub fn keep(mut self) {
-        self.created = None;
+    /// Keeps the file past the drop; returns its key when this upload created it, for a caller
+    /// that may still have to [`Storage::delete`] it once it knows the upload failed.
+    pub fn keep(mut self) -> Option<StorageKey> {
+        self.created.take().map(|_| self.key.clone())
     }
 }
 
@@ -180,7 +181,11 @@ mod tests {
         first.write(b"same").await.unwrap();
         let first = first.commit(ImageFormat::Gif).await.unwrap();
         let key = first.key.clone();
-        first.keep();
+        assert_eq!(
+            first.keep(),
+            Some(key.clone()),
+            "the first upload created the file"
+        );
         let mut second = storage.stage().await.unwrap();
         second.write(b"same").await.unwrap();
         drop(second.commit(ImageFormat::Gif).await.unwrap());

@@ -162,3 +162,18 @@ async fn unknown_jobs_routes_and_media_are_problem_404s() {
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+#[tokio::test]
+async fn an_upload_whose_enqueue_answer_is_lost_is_accepted_and_its_job_completes() {
+    // The enqueue runs on Redis but its answer never comes back. The handler asks whether the
+    // jobs exist rather than guessing: they do, so it answers 202 and keeps the original, and the
+    // job completes instead of failing on a file its own request removed.
+    let (app, proxy) = TestApp::spawn_behind_proxy(Role::All).await;
+    // One upload first, so Redis has the script and the request that runs it is the one cut.
+    app.upload_one(jpeg(32, 24)).await;
+    proxy.lose_reply_to(b"\"original\":\"originals/");
+    let id = app.upload_one(jpeg(64, 48)).await;
+    assert!(proxy.fired(), "the enqueue's answer was lost");
+    let done = app.wait_for(&id, &["completed", "failed"]).await;
+    assert_eq!(done["state"], "completed", "{done}");
+}

@@ -8,7 +8,7 @@ use pixdrop::config::Settings;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
-use crate::support::{TestRedis, quick_settings};
+use crate::support::{RedisProxy, TestRedis, quick_settings};
 
 /// A running pixdrop with its own Redis and storage; stopped gracefully on `stop`, killed on drop.
 pub struct TestApp {
@@ -16,6 +16,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub settings: Settings,
     pub redis: TestRedis,
+    /// Where the app's processes reach Redis: the server itself, or a proxy in front of it.
+    pub redis_url: String,
     pub storage: tempfile::TempDir,
     process: Process,
 }
@@ -76,6 +78,24 @@ impl TestApp {
 
     pub async fn spawn_with(role: Role, tweak: impl FnOnce(&mut Settings)) -> Self {
         let redis = TestRedis::start();
+        let url = redis.url();
+        Self::spawn_on(role, redis, url, tweak).await
+    }
+
+    /// An app reaching its Redis through a proxy that can lose a reply.
+    pub async fn spawn_behind_proxy(role: Role) -> (Self, RedisProxy) {
+        let redis = TestRedis::start();
+        let proxy = RedisProxy::start(redis.server.port()).await;
+        let app = Self::spawn_on(role, redis, proxy.url(), |_| {}).await;
+        (app, proxy)
+    }
+
+    async fn spawn_on(
+        role: Role,
+        redis: TestRedis,
+        redis_url: String,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> Self {
         let storage = tempfile::tempdir().unwrap();
         let mut settings = test_settings(storage.path());
         tweak(&mut settings);
@@ -84,6 +104,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             settings,
             redis,
+            redis_url,
             storage,
             process: Process {
                 address: String::new(),
@@ -97,7 +118,7 @@ impl TestApp {
 
     /// Starts (again) a pixdrop process on the same Redis and storage.
     pub async fn start(&mut self, role: Role) {
-        self.process = Process::start(&self.settings, &self.redis.url(), role).await;
+        self.process = Process::start(&self.settings, &self.redis_url, role).await;
         if !self.process.address.is_empty() {
             self.address = self.process.address.clone();
         }
@@ -105,7 +126,7 @@ impl TestApp {
 
     /// Another pixdrop process on the same Redis and storage, as a second instance would be.
     pub async fn sibling(&self, role: Role) -> Process {
-        Process::start(&self.settings, &self.redis.url(), role).await
+        Process::start(&self.settings, &self.redis_url, role).await
     }
 
     /// Stops gracefully, as SIGTERM would.

@@ -1,6 +1,11 @@
 //! Shared by the integration tests: a private `redis-server` per test, and quick queue settings.
 #![allow(dead_code)]
 
+mod proxy;
+// Each test crate uses a different part of this module.
+#[allow(unused_imports)]
+pub use proxy::RedisProxy;
+
 use std::time::Duration;
 
 use futures_util::StreamExt;
