@@ -80,6 +80,18 @@ impl Keys {
         format!("{}:processing:{}", self.tag, worker)
     }
 
+    /// Matches every processing list, for the sweep that finds lists of unregistered workers.
+    pub fn processing_pattern(&self) -> String {
+        format!("{}:processing:*", self.tag)
+    }
+
+    /// The worker whose processing list `key` is.
+    pub fn worker_of<'k>(&self, processing_key: &'k str) -> Option<&'k str> {
+        processing_key
+            .strip_prefix(self.tag.as_str())?
+            .strip_prefix(":processing:")
+    }
+
     /// Present while the instance is alive; expires when it stops renewing it.
     pub fn heartbeat(&self, instance: &str) -> String {
         format!("{}:heartbeat:{}", self.tag, instance)

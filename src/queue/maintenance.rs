@@ -3,11 +3,15 @@
 //! recovers the jobs of instances whose heartbeat expired. All three survive Redis errors by
 //! waiting and trying again.
 
+use std::sync::Arc;
+
 use redis::AsyncCommands;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::client::{Queue, QueueResult};
 use super::job::JobId;
+use super::reachability::Reachability;
 use super::reconnect::ReconnectDelay;
 
 impl Queue {
@@ -90,17 +94,48 @@ impl Queue {
     }
 }
 
+/// Registers the instance and its workers with a first heartbeat, retrying through Redis errors;
+/// `false` if `stop` turned true first. Workers claim only after this, so no processing list
+/// exists that the reaper does not know of.
+pub(super) async fn register(
+    queue: &Queue,
+    instance: &str,
+    workers: &[String],
+    reach: &Reachability,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut delay = ReconnectDelay::new();
+    loop {
+        let started = Instant::now();
+        let beat = queue.beat(instance, workers).await;
+        reach.observe(started, beat.is_ok());
+        match beat {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot register with redis; retrying");
+                if !delay.wait(stop).await {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
 /// Keeps the heartbeat alive until `stop` turns true.
 pub(super) async fn heartbeat(
     queue: Queue,
     instance: String,
     workers: Vec<String>,
+    reach: Arc<Reachability>,
     mut stop: watch::Receiver<bool>,
 ) {
     let every = queue.settings().heartbeat_interval();
     let mut delay = ReconnectDelay::new();
     loop {
-        match queue.beat(&instance, &workers).await {
+        let started = Instant::now();
+        let beat = queue.beat(&instance, &workers).await;
+        reach.observe(started, beat.is_ok());
+        match beat {
             Ok(()) => delay.reset(),
             Err(e) => {
                 tracing::warn!(error = %e, "heartbeat failed; retrying");
@@ -117,9 +152,18 @@ pub(super) async fn heartbeat(
     }
 }
 
-/// Promotes due retries and reaps dead instances until `stop` turns true.
-pub(super) async fn upkeep(queue: Queue, mut stop: watch::Receiver<bool>) {
+/// Every this many reaper runs, the reaper also adopts processing lists of unregistered workers.
+const ADOPT_EVERY: u32 = 12;
+
+/// Promotes due retries and reaps dead instances until `stop` turns true. Reaping waits until
+/// Redis has been steadily reachable for longer than the heartbeat TTL (see `reachability.rs`).
+pub(super) async fn upkeep(
+    queue: Queue,
+    reach: Arc<Reachability>,
+    mut stop: watch::Receiver<bool>,
+) {
     let settings = queue.settings();
+    let mut reaps = 0u32;
     let mut promote = tokio::time::interval(settings.scheduler_interval());
     let mut reap = tokio::time::interval(settings.reaper_interval());
     promote.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -135,18 +179,37 @@ pub(super) async fn upkeep(queue: Queue, mut stop: watch::Receiver<bool>) {
             _ = promote.tick() => Chore::Promote,
             _ = reap.tick() => Chore::Reap,
         };
+        let started = Instant::now();
         let result = match chore {
             Chore::Promote => queue.promote_due().await.map(|n| {
                 if n > 0 {
                     tracing::debug!(promoted = n, "due retries queued again");
                 }
             }),
-            Chore::Reap => queue.reap_dead().await.map(|n| {
-                if n > 0 {
-                    tracing::warn!(recovered = n, "recovered jobs of dead instances");
+            Chore::Reap if reach.steady_for() <= settings.heartbeat_ttl() => {
+                tracing::debug!(
+                    "redis was not steadily reachable for a heartbeat TTL; not reaping yet"
+                );
+                Ok(())
+            }
+            Chore::Reap => {
+                reaps = reaps.wrapping_add(1);
+                let adopted = if reaps.is_multiple_of(ADOPT_EVERY) {
+                    queue.adopt_unregistered_lists().await.map(drop)
+                } else {
+                    Ok(())
+                };
+                match adopted {
+                    Ok(()) => queue.reap_dead().await.map(|n| {
+                        if n > 0 {
+                            tracing::warn!(recovered = n, "recovered jobs of dead instances");
+                        }
+                    }),
+                    Err(e) => Err(e),
                 }
-            }),
+            }
         };
+        reach.observe(started, result.is_ok());
         match result {
             Ok(()) => delay.reset(),
             Err(e) => {

@@ -16,6 +16,7 @@ mod keys;
 mod maintenance;
 mod pool;
 mod progress;
+mod reachability;
 mod reaper;
 mod reconnect;
 mod scripts;

@@ -16,6 +16,7 @@ use super::client::Queue;
 use super::job::JobError;
 use super::maintenance;
 use super::progress::Progress;
+use super::reachability::Reachability;
 use super::reconnect::ReconnectDelay;
 use super::settings::WorkerSettings;
 use super::worker_conn::{Claim, Claimed, Settled, WorkerConn};
@@ -72,13 +73,32 @@ impl<H: Handler> WorkerPool<H> {
         let (stop_tx, stop) = watch::channel(false);
         let (abort_tx, abort) = watch::channel(false);
         let (quiet_tx, quiet) = watch::channel(false);
+        let reach = Arc::new(Reachability::new(
+            self.queue.settings().heartbeat_interval(),
+        ));
+        tokio::pin!(shutdown);
+        // Registered before any worker claims (see `maintenance::register`).
+        let registered = {
+            let mut stop = stop.clone();
+            let register =
+                maintenance::register(&self.queue, &self.instance, &workers, &reach, &mut stop);
+            tokio::select! {
+                registered = register => registered,
+                _ = &mut shutdown => false,
+            }
+        };
+        if !registered {
+            tracing::info!(instance = %self.instance, "worker pool stopped before it could register");
+            return;
+        }
         let beating = tokio::spawn(maintenance::heartbeat(
             self.queue.clone(),
             self.instance.clone(),
             workers.clone(),
+            reach.clone(),
             quiet.clone(),
         ));
-        let upkeep = tokio::spawn(maintenance::upkeep(self.queue.clone(), stop.clone()));
+        let upkeep = tokio::spawn(maintenance::upkeep(self.queue.clone(), reach, stop.clone()));
 
         let mut tasks = JoinSet::new();
         for name in &workers {

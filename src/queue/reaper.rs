@@ -57,7 +57,11 @@ impl Queue {
     /// (failing those that stalled too often), then forgets those workers. One instance reaps at a
     /// time, by a lock that lasts one reaper interval; if it lapses mid-run a second reaper is
     /// harmless, as every move is checked.
+    ///
+    /// A run that finds Redis answering slowly (a step taking longer than the heartbeat interval)
+    /// stops: heartbeats may have lapsed under that slowness, live instances' too.
     pub async fn reap_dead(&self) -> QueueResult<usize> {
+        let started = tokio::time::Instant::now();
         let keys = self.keys();
         let mut conn = self.conn().await?;
         let token = JobId::new().to_string();
@@ -82,6 +86,10 @@ impl Queue {
             let processing = keys.processing(&worker);
             let ids: Vec<String> = conn.lrange(&processing, 0, -1).await?;
             for raw in ids {
+                if started.elapsed() > self.settings().heartbeat_interval() {
+                    tracing::warn!("redis answers slowly; reaping stops until it is steady");
+                    return Ok(recovered);
+                }
                 let outcome = self.recover(&mut conn, &worker, &raw, true).await?;
                 if outcome == Recovered::Alive {
                     break;
@@ -103,6 +111,34 @@ impl Queue {
                 .await?;
         }
         Ok(recovered)
+    }
+
+    /// Registers the worker of every processing list that is not registered, so the reaper
+    /// looks at it: a worker can claim before its instance's first heartbeat lands, or just after
+    /// a reaper forgot it, and a process killed then would leave a list nobody scans. Returns how
+    /// many were added. It SCANs every processing list, so it runs rarely.
+    pub async fn adopt_unregistered_lists(&self) -> QueueResult<usize> {
+        let keys = self.keys();
+        let mut conn = self.conn().await?;
+        let found: Vec<String> = {
+            let mut iter = conn
+                .scan_match::<_, String>(keys.processing_pattern())
+                .await?;
+            let mut found = Vec::new();
+            while let Some(key) = futures_util::StreamExt::next(&mut iter).await {
+                found.push(key?);
+            }
+            found
+        };
+        let workers: Vec<&str> = found.iter().filter_map(|k| keys.worker_of(k)).collect();
+        if workers.is_empty() {
+            return Ok(0);
+        }
+        let added: usize = conn.sadd(keys.workers(), &workers).await?;
+        if added > 0 {
+            tracing::warn!(added, "found processing lists of unregistered workers");
+        }
+        Ok(added)
     }
 
     /// Runs `lua/recover.lua` for one id of one worker's processing list. With `require_dead`, it

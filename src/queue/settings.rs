@@ -145,6 +145,10 @@ impl QueueSettings {
         Duration::from_millis(self.heartbeat_interval_ms)
     }
 
+    pub fn heartbeat_ttl(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ttl_ms)
+    }
+
     pub fn reaper_interval(&self) -> Duration {
         Duration::from_millis(self.reaper_interval_ms)
     }
