@@ -17,7 +17,7 @@ use criterion::{
 };
 use pixdrop::queue::{Claimed, Handler, JobError, Progress, Queue, WorkerPool};
 use pixdrop::queue::{KeyPrefix, QueueSettings, WorkerSettings};
-use pixdrop::redis_server::{RedisServer, RedisServerOptions};
+use pixdrop::redis_server::{Listen, RedisServer, RedisServerOptions};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -104,6 +104,7 @@ fn queue_throughput(c: &mut Criterion) {
         Ok(url) => (url, None),
         Err(_) => {
             let server = RedisServer::start(RedisServerOptions {
+                listen: Listen::LoopbackPort,
                 binary: "redis-server".into(),
                 dir: dir.path().to_path_buf(),
                 appendfsync: "everysec",

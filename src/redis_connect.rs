@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::queue::KeyPrefix;
-use crate::redis_server::{RedisServer, RedisServerOptions};
+use crate::redis_server::{Listen, RedisServer, RedisServerOptions};
 use crate::validate::Checks;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,12 +91,13 @@ impl RedisTarget {
         }
         let dir = storage_dir.join("redis");
         let server = RedisServer::start(RedisServerOptions {
+            listen: Listen::PrivateSocket,
             binary: settings.server_binary.clone(),
             dir: dir.clone(),
             appendfsync: "everysec",
         })?;
         tracing::info!(
-            port = server.port(),
+            url = %server.url(),
             dir = %dir.display(),
             "no redis.url configured: started an embedded redis-server owned by this process"
         );

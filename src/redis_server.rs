@@ -1,7 +1,12 @@
 //! A `redis-server` child process that pixdrop starts and owns: the embedded default when no
-//! `redis.url` is configured, and every test's private Redis. It listens on loopback only, keeps its
-//! data and append-only file in a directory we choose, and can be stopped, killed and started again
-//! on the same port and data, which is how tests inject Redis faults.
+//! `redis.url` is configured, and every test's private Redis. It keeps its data and append-only
+//! file in a directory we choose, and can be stopped, killed, paused and started again on the same
+//! address and data, which is how tests inject Redis faults.
+//!
+//! The embedded server listens on a unix socket only, inside its directory made private (0700):
+//! another local user can neither connect to it nor, through `CONFIG SET dir`, write files as
+//! pixdrop's user. Tests' servers listen on a free loopback port, so a test can put a proxy in
+//! front of one.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,9 +16,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+/// Where a server listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    /// A free port on 127.0.0.1.
+    LoopbackPort,
+    /// Only `redis.sock` in the server's directory, which is made private to this user.
+    PrivateSocket,
+}
+
+/// The longest unix socket path the kernel takes (`sun_path` holds 108 bytes with its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
 /// How a server is started.
 #[derive(Debug, Clone)]
 pub struct RedisServerOptions {
+    pub listen: Listen,
     /// The binary, looked up on PATH when it has no slash.
     pub binary: String,
     /// Holds the AOF, the RDB snapshot and the log.
@@ -25,16 +43,42 @@ pub struct RedisServerOptions {
 /// A running (or stopped) child `redis-server`. Dropping it stops the server.
 pub struct RedisServer {
     options: RedisServerOptions,
+    /// The TCP port, or 0 when it listens on its socket only.
     port: u16,
     /// `None` while stopped; the process is ours to signal and reap.
     child: Option<Child>,
 }
 
 impl RedisServer {
-    /// Starts a server on a free loopback port and waits until it answers PING.
-    pub fn start(options: RedisServerOptions) -> anyhow::Result<Self> {
+    /// Starts a server and waits until it answers PING.
+    pub fn start(mut options: RedisServerOptions) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&options.dir)
             .with_context(|| format!("failed to create {}", options.dir.display()))?;
+        // Absolute, so the socket's URL holds wherever the process runs from.
+        options.dir = options
+            .dir
+            .canonicalize()
+            .with_context(|| format!("failed to resolve {}", options.dir.display()))?;
+        if options.listen == Listen::PrivateSocket {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&options.dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("failed to make {} private", options.dir.display()))?;
+            let socket = options.dir.join("redis.sock");
+            if socket.as_os_str().len() > MAX_SOCKET_PATH {
+                bail!(
+                    "the embedded Redis's socket path {} is longer than {MAX_SOCKET_PATH} bytes; \
+                     use a shorter storage.dir",
+                    socket.display()
+                );
+            }
+            let mut server = Self {
+                options,
+                port: 0,
+                child: None,
+            };
+            server.spawn()?;
+            return Ok(server);
+        }
         // Another process may grab the port between our probe and redis's bind: try a few.
         let mut last_error = None;
         for _ in 0..5 {
@@ -52,12 +96,28 @@ impl RedisServer {
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("redis-server did not start")))
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
+    /// The loopback port, when it listens on one.
+    pub fn port(&self) -> Option<u16> {
+        (self.options.listen == Listen::LoopbackPort).then_some(self.port)
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match self.options.listen {
+            Listen::LoopbackPort => format!("redis://127.0.0.1:{}", self.port),
+            Listen::PrivateSocket => format!("redis+unix://{}", self.socket().display()),
+        }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.options.dir.join("redis.sock")
+    }
+
+    /// Where it listens, for messages.
+    fn address(&self) -> String {
+        match self.options.listen {
+            Listen::LoopbackPort => format!("port {}", self.port),
+            Listen::PrivateSocket => self.socket().display().to_string(),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -102,10 +162,20 @@ impl RedisServer {
 
     fn spawn(&mut self) -> anyhow::Result<()> {
         let mut command = Command::new(&self.options.binary);
+        command.current_dir(&self.options.dir);
+        match self.options.listen {
+            Listen::LoopbackPort => command.args(["--port", &self.port.to_string()]).args([
+                "--bind",
+                "127.0.0.1",
+                "--protected-mode",
+                "yes",
+            ]),
+            Listen::PrivateSocket => command
+                .args(["--port", "0", "--unixsocket"])
+                .arg(self.socket())
+                .args(["--unixsocketperm", "700"]),
+        };
         command
-            .current_dir(&self.options.dir)
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
             .args(["--dir", "."])
             .args([
                 "--appendonly",
@@ -137,7 +207,7 @@ impl RedisServer {
         })?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if ping(self.port) {
+            if self.answers_ping() {
                 self.child = Some(child);
                 return Ok(());
             }
@@ -150,8 +220,8 @@ impl RedisServer {
                     std::fs::read_to_string(self.options.dir.join("redis.log")).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(3).collect();
                 bail!(
-                    "redis-server exited ({status}) on port {}: {} {}",
-                    self.port,
+                    "redis-server exited ({status}) on {}: {} {}",
+                    self.address(),
                     stderr.trim(),
                     tail.join(" | ")
                 );
@@ -160,8 +230,8 @@ impl RedisServer {
                 let _ = child.kill();
                 let _ = child.wait();
                 bail!(
-                    "redis-server did not answer PING within 10 s on port {}",
-                    self.port
+                    "redis-server did not answer PING within 10 s on {}",
+                    self.address()
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -205,12 +275,26 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// True when a Redis answers PING on the port (and is done loading its AOF).
-fn ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+impl RedisServer {
+    /// True when the server answers PING (and is done loading its AOF).
+    fn answers_ping(&self) -> bool {
+        match self.options.listen {
+            Listen::LoopbackPort => {
+                TcpStream::connect(("127.0.0.1", self.port)).is_ok_and(|mut stream| {
+                    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+                    ping(&mut stream)
+                })
+            }
+            Listen::PrivateSocket => std::os::unix::net::UnixStream::connect(self.socket())
+                .is_ok_and(|mut stream| {
+                    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+                    ping(&mut stream)
+                }),
+        }
+    }
+}
+
+fn ping(stream: &mut (impl Read + Write)) -> bool {
     if stream.write_all(b"PING\r\n").is_err() {
         return false;
     }

@@ -85,7 +85,7 @@ impl TestApp {
     /// An app reaching its Redis through a proxy that can lose a reply.
     pub async fn spawn_behind_proxy(role: Role) -> (Self, RedisProxy) {
         let redis = TestRedis::start();
-        let proxy = RedisProxy::start(redis.server.port()).await;
+        let proxy = RedisProxy::start(redis.server.port().expect("tests listen on a port")).await;
         let app = Self::spawn_on(role, redis, proxy.url(), |_| {}).await;
         (app, proxy)
     }

@@ -104,3 +104,23 @@ fn settings_that_fail_their_checks_stop_serve_and_check_naming_each_one() {
         );
     }
 }
+
+#[test]
+fn the_embedded_redis_listens_only_on_a_socket_in_a_private_directory() {
+    // No TCP port another local user could reach; the socket's directory is pixdrop's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let storage = tempfile::tempdir().unwrap();
+    let output = pixdrop(storage.path()).arg("check").output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dir = storage.path().join("redis");
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    let log = std::fs::read_to_string(dir.join("redis.log")).unwrap();
+    assert!(log.contains("unix socket"), "{log}");
+    assert!(!log.contains("Running mode=standalone, port=6"), "{log}");
+    assert!(log.contains("port=0"), "no TCP port: {log}");
+}

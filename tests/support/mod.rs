@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use pixdrop::queue::{JobEvent, KeyPrefix, Queue, QueueSettings, WorkerSettings};
-use pixdrop::redis_server::{RedisServer, RedisServerOptions};
+use pixdrop::redis_server::{Listen, RedisServer, RedisServerOptions};
 use tokio::sync::mpsc;
 
 /// A `redis-server` of the test's own, on a free port, with its AOF in a temp dir. Killed on drop.
@@ -23,6 +23,7 @@ impl TestRedis {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let server = RedisServer::start(RedisServerOptions {
+            listen: Listen::LoopbackPort,
             binary: "redis-server".into(),
             dir: dir.path().to_path_buf(),
             appendfsync: "everysec",
