@@ -19,7 +19,7 @@ use crate::config::Settings;
 use crate::events::EventHub;
 use crate::http::page::PublicLimits;
 use crate::http::ws::LiveState;
-use crate::http::{self, AppState, UploadGate};
+use crate::http::{self, AppState, OriginPolicy, UploadGate};
 use crate::image_job::ImageHandler;
 use crate::queue::{Queue, WorkerPool};
 use crate::redis_connect::redact;
@@ -109,11 +109,14 @@ impl Application {
                 &settings.pipeline,
                 &settings.variants,
             ));
+            let origins = web::Data::new(OriginPolicy::new(&settings.server));
             let server = HttpServer::new(move || {
                 App::new()
                     .app_data(state.clone())
                     .app_data(live.clone())
                     .app_data(limits.clone())
+                    .app_data(origins.clone())
+                    .wrap(actix_web::middleware::from_fn(http::check_origin))
                     .wrap(actix_web::middleware::from_fn(http::catch_panics))
                     .wrap(tracing_actix())
                     .configure(http::routes)

@@ -8,6 +8,7 @@ mod gate;
 mod health;
 mod jobs;
 mod media;
+mod origin;
 pub mod page;
 pub mod problem;
 pub mod settings;
@@ -40,6 +41,7 @@ pub struct AppState {
 
 pub use catch_panic::catch_panics;
 pub use gate::UploadGate;
+pub use origin::{OriginPolicy, check_origin};
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {

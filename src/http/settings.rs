@@ -12,18 +12,44 @@ use crate::validate::Checks;
 pub struct ServerSettings {
     /// Address the HTTP server listens on.
     pub bind: String,
+    /// Pages besides pixdrop's own that may upload, cancel, retry and watch jobs from a browser:
+    /// origins such as `https://app.example.com`.
+    pub allowed_origins: Vec<String>,
+    /// Names pixdrop answers to (`Host`). Empty: loopback names on a loopback bind, any otherwise.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             bind: "127.0.0.1:8080".into(),
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
 
 impl ServerSettings {
     pub fn check(&self, checks: &mut Checks) {
+        for origin in &self.allowed_origins {
+            let valid = origin.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https")
+                    && !rest.is_empty()
+                    && !rest.trim_end_matches('/').contains('/')
+            });
+            checks.require(valid, "server.allowed_origins", || {
+                format!(
+                    "server.allowed_origins: {origin:?} is not an origin like \"https://app.example.com\""
+                )
+            });
+        }
+        for host in &self.allowed_hosts {
+            checks.require(
+                !host.is_empty() && !host.contains(['/', ' ']),
+                "server.allowed_hosts",
+                || format!("server.allowed_hosts: {host:?} is not a host name"),
+            );
+        }
         checks.require(
             self.bind
                 .rsplit_once(':')

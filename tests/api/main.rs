@@ -10,6 +10,7 @@ mod errors;
 mod hostile;
 mod jobs;
 mod media;
+mod origins;
 mod page;
 mod upload;
 mod ws;
