@@ -19,7 +19,7 @@ use crate::config::Settings;
 use crate::events::EventHub;
 use crate::http::page::PublicLimits;
 use crate::http::ws::LiveState;
-use crate::http::{self, AppState, OriginPolicy, UploadGate};
+use crate::http::{self, AppState, Gate, OriginPolicy};
 use crate::image_job::ImageHandler;
 use crate::queue::{Queue, WorkerPool};
 use crate::redis_connect::redact;
@@ -85,7 +85,7 @@ impl Application {
                 queue: queue.clone(),
                 storage: storage.clone(),
                 uploads: settings.uploads.clone(),
-                gate: UploadGate::new(
+                uploads_gate: Gate::new(
                     settings.uploads.max_concurrent,
                     settings.uploads.max_concurrent_per_client,
                 ),
@@ -101,6 +101,10 @@ impl Application {
             events = Some(relay);
             let live = web::Data::new(LiveState {
                 hub,
+                gate: Gate::new(
+                    settings.websocket.max_sockets,
+                    settings.websocket.max_sockets_per_client,
+                ),
                 settings: settings.websocket.clone(),
                 stop: stop_rx.clone(),
             });

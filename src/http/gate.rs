@@ -1,7 +1,8 @@
-//! How many uploads run at once: at most `uploads.max_concurrent` in all and
-//! `uploads.max_concurrent_per_client` from one client address. Each upload holds a socket, a file
-//! descriptor and a temp file for as long as its body takes, so a few hundred slow clients could
-//! otherwise exhaust the process's descriptors and break decoding and Redis with them.
+//! How many of something run at once, in all and from one client address: uploads in progress
+//! (`uploads.max_concurrent`, `max_concurrent_per_client`) and open websockets
+//! (`websocket.max_sockets`, `max_sockets_per_client`). Each holds a socket, and an upload a file
+//! too, for as long as the client likes, so a few hundred slow clients could otherwise exhaust
+//! the process's descriptors and break decoding and Redis with them.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,24 +10,24 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Why an upload may not start now.
+/// Why a place cannot be had now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Busy {
-    /// The server runs as many uploads as it takes.
+    /// The server holds as many as it takes.
     Server,
-    /// This client runs as many as one client may.
+    /// This client holds as many as one client may.
     Client,
 }
 
-/// Shared by every upload of the process.
+/// Shared by every holder of the process.
 #[derive(Debug, Clone)]
-pub struct UploadGate {
+pub struct Gate {
     all: Arc<Semaphore>,
     per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
     per_client_max: usize,
 }
 
-/// An upload's place; dropping it frees the place.
+/// A place; dropping it frees the place.
 #[derive(Debug)]
 pub struct Pass {
     _all: OwnedSemaphorePermit,
@@ -34,7 +35,7 @@ pub struct Pass {
     per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
-impl UploadGate {
+impl Gate {
     pub fn new(max: usize, per_client_max: usize) -> Self {
         Self {
             all: Arc::new(Semaphore::new(max)),
@@ -43,7 +44,7 @@ impl UploadGate {
         }
     }
 
-    /// A place for an upload from `client` (unknown: counted in all only), or why not.
+    /// A place for `client` (unknown: counted in all only), or why not.
     pub fn enter(&self, client: Option<IpAddr>) -> Result<Pass, Busy> {
         let all = self
             .all
@@ -93,7 +94,7 @@ mod tests {
     #[test]
     fn one_client_is_held_to_its_share_and_the_server_to_its_total() {
         // Proves both caps, that leaving frees the place, and that no entry outlives its uploads.
-        let gate = UploadGate::new(3, 2);
+        let gate = Gate::new(3, 2);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let first = gate.enter(Some(a)).unwrap();

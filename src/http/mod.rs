@@ -11,6 +11,7 @@ mod media;
 mod origin;
 pub mod page;
 pub mod problem;
+mod rate;
 pub mod settings;
 mod upload;
 pub mod view;
@@ -32,7 +33,7 @@ pub struct AppState {
     pub storage: Storage,
     pub uploads: UploadSettings,
     /// Uploads in progress, in all and per client.
-    pub gate: gate::UploadGate,
+    pub uploads_gate: gate::Gate,
     /// `storage.min_free_bytes`: uploads are refused below it.
     pub min_free_bytes: u64,
     /// Set when shutdown begins, so `/readyz` sends load balancers elsewhere.
@@ -40,7 +41,7 @@ pub struct AppState {
 }
 
 pub use catch_panic::catch_panics;
-pub use gate::UploadGate;
+pub use gate::Gate;
 pub use origin::{OriginPolicy, check_origin};
 
 /// Registers every route.

@@ -50,9 +50,9 @@ impl Problem {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, detail)
     }
 
-    /// The client sends faster than it may; it can try again after a while.
-    pub fn too_many_requests(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "too-many-uploads", detail)
+    /// The client holds or sends more than it may; it can try again after a while.
+    pub fn too_many_requests(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail)
     }
 
     /// The client took too long to send its request.

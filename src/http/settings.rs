@@ -164,6 +164,17 @@ pub struct WebSocketSettings {
     pub max_message_bytes: usize,
     /// Events held for each socket before it counts as lagging and gets fresh snapshots instead.
     pub event_buffer: usize,
+    /// Most sockets open at once, in all and from one client address.
+    pub max_sockets: usize,
+    pub max_sockets_per_client: usize,
+    /// Messages a socket may send per second (bursts up to as many); more are refused, and a
+    /// socket that keeps on is closed.
+    pub max_messages_per_sec: u32,
+    /// Most job ids in one subscribe or unsubscribe message.
+    pub max_ids_per_message: usize,
+    /// After Redis comes back, each socket re-reads its jobs at a random moment within this
+    /// window, so thousands of sockets do not all ask at once.
+    pub resync_spread_ms: u64,
 }
 
 impl Default for WebSocketSettings {
@@ -174,6 +185,11 @@ impl Default for WebSocketSettings {
             max_subscriptions: 1000,
             max_message_bytes: 64 * 1024,
             event_buffer: 1024,
+            max_sockets: 10_000,
+            max_sockets_per_client: 64,
+            max_messages_per_sec: 20,
+            max_ids_per_message: 1000,
+            resync_spread_ms: 2000,
         }
     }
 }
@@ -208,6 +224,22 @@ impl WebSocketSettings {
             self.event_buffer,
             MIN_EVENT_BUFFER,
         );
+        checks.at_least("websocket.max_sockets", self.max_sockets, 1);
+        checks.at_least(
+            "websocket.max_sockets_per_client",
+            self.max_sockets_per_client,
+            1,
+        );
+        checks.at_least(
+            "websocket.max_messages_per_sec",
+            self.max_messages_per_sec,
+            1,
+        );
+        checks.at_least("websocket.max_ids_per_message", self.max_ids_per_message, 1);
+    }
+
+    pub fn resync_spread(&self) -> Duration {
+        Duration::from_millis(self.resync_spread_ms)
     }
 
     pub fn ping_interval(&self) -> Duration {

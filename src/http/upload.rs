@@ -40,16 +40,19 @@ pub async fn upload(
         return Err(body_too_large(limits));
     }
     let _place = state
-        .gate
+        .uploads_gate
         .enter(req.peer_addr().map(|a| a.ip()))
         .map_err(|busy| match busy {
             Busy::Server => Problem::unavailable(
                 "pixdrop is taking as many uploads as it can; try again in a few seconds",
             ),
-            Busy::Client => Problem::too_many_requests(format!(
-                "at most {} uploads at once from one address; wait for one to finish",
-                limits.max_concurrent_per_client
-            )),
+            Busy::Client => Problem::too_many_requests(
+                "too-many-uploads",
+                format!(
+                    "at most {} uploads at once from one address; wait for one to finish",
+                    limits.max_concurrent_per_client
+                ),
+            ),
         })?;
     check_free_space(&state, length.unwrap_or(0))?;
 

@@ -27,7 +27,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
 use super::AppState;
+use super::gate::{Busy, Gate, Pass};
 use super::problem::Problem;
+use super::rate::TokenBucket;
 use super::settings::WebSocketSettings;
 use super::view::JobView;
 use crate::events::{Broadcast, EventHub, stopped};
@@ -36,6 +38,8 @@ use crate::queue::{JobId, Queue};
 /// What the websocket route needs beyond `AppState`.
 pub struct LiveState {
     pub hub: EventHub,
+    /// Open sockets, in all and per client.
+    pub gate: Gate,
     pub settings: WebSocketSettings,
     /// Turns true when the process shuts down: every socket closes.
     pub stop: watch::Receiver<bool>,
@@ -86,6 +90,19 @@ pub async fn connect(
         .map(|(_, id)| id)
         .collect();
 
+    let place = live
+        .gate
+        .enter(req.peer_addr().map(|a| a.ip()))
+        .map_err(|busy| match busy {
+            Busy::Server => Problem::unavailable("pixdrop holds as many live sockets as it can"),
+            Busy::Client => Problem::too_many_requests(
+                "too-many-sockets",
+                format!(
+                    "at most {} live sockets from one address; one socket can watch many jobs",
+                    live.settings.max_sockets_per_client
+                ),
+            ),
+        })?;
     let (response, session, messages) = actix_ws::handle(&req, body)?;
     let limit = live.settings.max_message_bytes;
     let messages = messages
@@ -95,9 +112,12 @@ pub async fn connect(
     let socket = Socket {
         session,
         queue: state.queue.clone(),
+        rate: TokenBucket::new(live.settings.max_messages_per_sec),
+        refused_in_a_row: 0,
         settings: live.settings.clone(),
         watched: HashMap::new(),
         last_heard: Instant::now(),
+        _place: place,
     };
     // The message stream is not `Send`: the socket lives on this HTTP worker's thread.
     actix_web::rt::spawn(socket.run(messages, live.hub.subscribe(), live.stop.clone(), initial));
@@ -113,6 +133,23 @@ struct Socket {
     watched: HashMap<JobId, u64>,
     /// When the client last sent anything (a message, a pong).
     last_heard: Instant,
+    /// The client's messages per second.
+    rate: TokenBucket,
+    /// Messages refused for the rate since the last accepted one.
+    refused_in_a_row: u32,
+    /// Its place at the gate, freed when the socket ends.
+    _place: Pass,
+}
+
+/// A client still sending this many messages in a row over its rate is closed.
+const MAX_REFUSED_IN_A_ROW: u32 = 3;
+
+/// Resolves when the resync scheduled in `at` is due; never when none is.
+async fn resync_due(at: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match at {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Why a socket ends.
@@ -134,10 +171,27 @@ impl Socket {
         let mut ping = tokio::time::interval(self.settings.ping_interval());
         ping.reset();
         let mut end = self.subscribe(initial).await.err();
+        // After Redis comes back every socket must re-read its jobs; each does so at a random
+        // moment within the spread, so they do not all ask Redis at once.
+        let mut resync_at = None;
         while end.is_none() {
             let step = tokio::select! {
                 message = messages.recv() => self.on_message(message).await,
-                event = events.recv() => self.on_broadcast(event).await,
+                event = events.recv() => match event {
+                    Ok(Broadcast::Resync) => {
+                        let spread = self.settings.resync_spread_ms;
+                        let delay = rand::random_range(0..=spread);
+                        resync_at = Some(Box::pin(tokio::time::sleep(
+                            std::time::Duration::from_millis(delay),
+                        )));
+                        Ok(())
+                    }
+                    other => self.on_broadcast(other).await,
+                },
+                _ = resync_due(&mut resync_at) => {
+                    resync_at = None;
+                    self.resync().await
+                }
                 _ = ping.tick() => self.on_ping_tick().await,
                 _ = stopped(&mut stop) => Err(End::Close(CloseCode::Away, "pixdrop is shutting down")),
             };
@@ -185,6 +239,19 @@ impl Socket {
     }
 
     async fn on_text(&mut self, text: &str) -> Result<(), End> {
+        if !self.rate.take() {
+            self.refused_in_a_row += 1;
+            if self.refused_in_a_row >= MAX_REFUSED_IN_A_ROW {
+                return Err(End::Close(CloseCode::Policy, "too many messages"));
+            }
+            let detail = format!(
+                "at most {} messages a second; this one was ignored, wait {} ms",
+                self.settings.max_messages_per_sec,
+                self.rate.wait().as_millis().max(1)
+            );
+            return self.error("rate-limited", detail, None).await;
+        }
+        self.refused_in_a_row = 0;
         let message = match serde_json::from_str::<ClientMessage>(text) {
             Ok(m) if !m.subscribe.is_empty() || !m.unsubscribe.is_empty() => m,
             Ok(_) => {
@@ -198,6 +265,14 @@ impl Socket {
                 return self.error("bad-message", detail, None).await;
             }
         };
+        let ids = message.subscribe.len() + message.unsubscribe.len();
+        if ids > self.settings.max_ids_per_message {
+            let detail = format!(
+                "at most {} job ids in one message (this one has {ids}); send them in parts",
+                self.settings.max_ids_per_message
+            );
+            return self.error("too-many-ids", detail, None).await;
+        }
         for raw in &message.unsubscribe {
             if let Ok(id) = raw.parse::<JobId>() {
                 self.watched.remove(&id);

@@ -68,6 +68,8 @@ pub fn test_settings(storage: &std::path::Path) -> Settings {
     settings.queue = quick_settings();
     settings.workers.concurrency = 2;
     settings.workers.shutdown_grace_secs = 2;
+    // Resyncs after a Redis restart within a test's patience.
+    settings.websocket.resync_spread_ms = 200;
     settings
 }
 

@@ -221,6 +221,37 @@ async fn sockets_survive_a_redis_restart_and_end_with_the_current_state() {
 }
 
 #[tokio::test]
+async fn after_a_redis_restart_sockets_resync_spread_over_the_window_not_all_at_once() {
+    // Twenty sockets, a one-second window: their fresh snapshots arrive at scattered moments.
+    let mut app =
+        TestApp::spawn_with(Role::HttpOnly, |s| s.websocket.resync_spread_ms = 1000).await;
+    let id = app.upload_one(jpeg(20, 20)).await;
+    let mut sockets = Vec::new();
+    for _ in 0..20 {
+        let mut socket = open(&app.address, &format!("?job={id}")).await;
+        assert_eq!(next(&mut socket).await["type"], "snapshot");
+        sockets.push(socket);
+    }
+    app.redis
+        .server
+        .restart()
+        .expect("redis restarts from its AOF");
+    let arrivals = futures_util::future::join_all(sockets.iter_mut().map(|socket| async {
+        let resync = next(socket).await;
+        assert_eq!(resync["type"], "snapshot");
+        tokio::time::Instant::now()
+    }))
+    .await;
+    let first = *arrivals.iter().min().unwrap();
+    let last = *arrivals.iter().max().unwrap();
+    let spread = last - first;
+    assert!(
+        spread > Duration::from_millis(300) && spread <= Duration::from_millis(1500),
+        "resyncs spread over {spread:?}"
+    );
+}
+
+#[tokio::test]
 async fn bad_messages_get_error_messages_and_the_socket_stays_usable() {
     let app = TestApp::spawn(Role::HttpOnly).await;
     let id = app.upload_one(jpeg(20, 20)).await;
@@ -292,6 +323,60 @@ async fn a_socket_watches_no_more_jobs_than_its_limit() {
         (&snapshot["type"], &snapshot["id"]),
         (&json!("snapshot"), &json!(ids[2]))
     );
+}
+
+#[tokio::test]
+async fn sockets_over_the_per_client_and_total_caps_are_refused_before_the_upgrade() {
+    let app = TestApp::spawn_with(Role::HttpOnly, |s| s.websocket.max_sockets_per_client = 2).await;
+    let _held = [open(&app.address, "").await, open(&app.address, "").await];
+    let url = format!("{}/ws", app.address.replacen("http", "ws", 1));
+    let refused = connect_async(url)
+        .await
+        .expect_err("a third socket is refused");
+    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
+        panic!("refused with an HTTP answer: {refused:?}");
+    };
+    assert_eq!(response.status(), 429);
+    let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+    assert_eq!(body["code"], "too-many-sockets");
+    drop(_held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    open(&app.address, "").await;
+
+    let app = TestApp::spawn_with(Role::HttpOnly, |s| s.websocket.max_sockets = 1).await;
+    let _held = open(&app.address, "").await;
+    let url = format!("{}/ws", app.address.replacen("http", "ws", 1));
+    let refused = connect_async(url)
+        .await
+        .expect_err("a second socket is refused");
+    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
+        panic!("refused with an HTTP answer: {refused:?}");
+    };
+    assert_eq!(response.status(), 503);
+}
+
+#[tokio::test]
+async fn a_socket_flooding_messages_is_refused_then_closed_and_too_many_ids_are_refused() {
+    let app = TestApp::spawn_with(Role::HttpOnly, |s| {
+        s.websocket.max_messages_per_sec = 2;
+        s.websocket.max_ids_per_message = 3;
+    })
+    .await;
+    let mut socket = open(&app.address, "").await;
+    let ids: Vec<String> = (0..4)
+        .map(|_| pixdrop::queue::JobId::new().to_string())
+        .collect();
+    send(&mut socket, json!({ "subscribe": ids })).await;
+    assert_eq!(next(&mut socket).await["code"], "too-many-ids");
+
+    // One token left of the burst of two, then three refusals in a row close the socket.
+    send(&mut socket, json!({ "unsubscribe": [ids[0]] })).await;
+    for _ in 0..2 {
+        send(&mut socket, json!({ "unsubscribe": [ids[0]] })).await;
+        assert_eq!(next(&mut socket).await["code"], "rate-limited");
+    }
+    send(&mut socket, json!({ "unsubscribe": [ids[0]] })).await;
+    assert_eq!(close_code(&mut socket).await, CloseCode::Policy);
 }
 
 #[tokio::test]
@@ -405,7 +490,9 @@ async fn a_slow_client_lags_only_itself_and_then_gets_a_fresh_snapshot() {
             pipe.publish("{pixdrop}:events", event.to_string()).ignore();
         }
         let () = pipe.query_async(&mut redis).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // 20,000 events a second: the fast socket keeps up on a busy machine; the slow one,
+        // reading nothing, falls behind all the same.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::timeout(Duration::from_secs(60), reader)
         .await
