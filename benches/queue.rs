@@ -6,7 +6,8 @@
 //!
 //! Redis: `PIXDROP_BENCH_REDIS_URL` if set (so `benches/compare-bullmq.sh` can measure BullMQ on the
 //! same server in the same run), else a private `redis-server` with the embedded default's settings
-//! (AOF on, fsync every second).
+//! (AOF on, fsync every second; `PIXDROP_BENCH_APPENDFSYNC=always` fsyncs every write instead, to
+//! measure what that costs: see `benches/fsync-cost.sh`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -107,7 +108,10 @@ fn queue_throughput(c: &mut Criterion) {
                 listen: Listen::LoopbackPort,
                 binary: "redis-server".into(),
                 dir: dir.path().to_path_buf(),
-                appendfsync: "everysec",
+                appendfsync: match std::env::var("PIXDROP_BENCH_APPENDFSYNC").as_deref() {
+                    Ok("always") => "always",
+                    _ => "everysec",
+                },
             })
             .expect("the bench needs redis-server on PATH");
             (server.url(), Some(server))

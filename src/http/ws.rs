@@ -365,7 +365,9 @@ impl Socket {
                 self.send(&ServerMessage::Event(JobView::from_event(&event)))
                     .await
             }
+            // `run` schedules these, spread out; one arriving here is read at once.
             Ok(Broadcast::Resync) => self.resync().await,
+            // This socket alone fell behind: no crowd to spread, so at once.
             Err(RecvError::Lagged(missed)) => {
                 tracing::debug!(missed, "websocket lagged; sending snapshots");
                 self.resync().await

@@ -23,6 +23,17 @@ async fn open(address: &str, query: &str) -> Socket {
     socket
 }
 
+/// Tries to open `/ws`, expecting an HTTP refusal: its status and problem body.
+async fn refused_upgrade(address: &str) -> (u16, Value) {
+    let url = format!("{}/ws", address.replacen("http", "ws", 1));
+    let refused = connect_async(url).await.expect_err("the socket is refused");
+    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
+        panic!("refused with an HTTP answer: {refused:?}");
+    };
+    let body = serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+    (response.status().as_u16(), body)
+}
+
 async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::text(message.to_string()))
@@ -328,31 +339,17 @@ async fn a_socket_watches_no_more_jobs_than_its_limit() {
 #[tokio::test]
 async fn sockets_over_the_per_client_and_total_caps_are_refused_before_the_upgrade() {
     let app = TestApp::spawn_with(Role::HttpOnly, |s| s.websocket.max_sockets_per_client = 2).await;
-    let _held = [open(&app.address, "").await, open(&app.address, "").await];
-    let url = format!("{}/ws", app.address.replacen("http", "ws", 1));
-    let refused = connect_async(url)
-        .await
-        .expect_err("a third socket is refused");
-    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
-        panic!("refused with an HTTP answer: {refused:?}");
-    };
-    assert_eq!(response.status(), 429);
-    let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
-    assert_eq!(body["code"], "too-many-sockets");
-    drop(_held);
+    let held = [open(&app.address, "").await, open(&app.address, "").await];
+    let (status, body) = refused_upgrade(&app.address).await;
+    assert_eq!((status, &body["code"]), (429, &json!("too-many-sockets")));
+    drop(held);
     tokio::time::sleep(Duration::from_millis(200)).await;
     open(&app.address, "").await;
 
     let app = TestApp::spawn_with(Role::HttpOnly, |s| s.websocket.max_sockets = 1).await;
     let _held = open(&app.address, "").await;
-    let url = format!("{}/ws", app.address.replacen("http", "ws", 1));
-    let refused = connect_async(url)
-        .await
-        .expect_err("a second socket is refused");
-    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
-        panic!("refused with an HTTP answer: {refused:?}");
-    };
-    assert_eq!(response.status(), 503);
+    let (status, body) = refused_upgrade(&app.address).await;
+    assert_eq!((status, &body["code"]), (503, &json!("unavailable")));
 }
 
 #[tokio::test]

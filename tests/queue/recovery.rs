@@ -47,12 +47,7 @@ async fn a_job_that_kills_its_worker_too_often_fails_as_a_poison_pill() {
         };
         assert_eq!(record.state, expected, "after stall {round}");
         // Let the reaper lock lapse so the next round can reap at once.
-        let _: () = redis
-            .conn()
-            .await
-            .del(queue.keys().reaper_lock())
-            .await
-            .unwrap();
+        redis.release_reaper_lock(&queue).await;
     }
     let record = queue.job(&id).await.unwrap().unwrap();
     assert_eq!(record.error.unwrap().code, "stalled");

@@ -94,12 +94,7 @@ async fn a_processing_list_of_a_worker_never_registered_is_found_and_its_job_rec
         0,
         "the reaper alone never sees it"
     );
-    let _: () = redis
-        .conn()
-        .await
-        .del(queue.keys().reaper_lock())
-        .await
-        .unwrap();
+    redis.release_reaper_lock(&queue).await;
 
     assert_eq!(queue.adopt_unregistered_lists().await.unwrap(), 1);
     assert_eq!(queue.reap_dead().await.unwrap(), 1);

@@ -46,6 +46,13 @@ impl TestRedis {
         Queue::connect(&self.url(), &prefix, 4, &settings).expect("queue")
     }
 
+    /// Lets the reaper lock lapse, so the next `reap_dead` runs at once.
+    pub async fn release_reaper_lock(&self, queue: &Queue) {
+        let () = redis::AsyncCommands::del(&mut self.conn().await, queue.keys().reaper_lock())
+            .await
+            .unwrap();
+    }
+
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.url())
             .unwrap()

@@ -7,22 +7,14 @@ use image::{DynamicImage, RgbImage};
 
 use super::alloc_probe::largest_allocation_during;
 use super::fixtures::{
-    Received, encode, jpeg, noise, png_chunk, png_claiming, pseudo_random_bytes,
+    Received, encode, jpeg, noise, png_chunk, png_claiming, process_with, pseudo_random_bytes,
 };
 use crate::pipeline::{ImageFormat, Limits, PipelineError, SizeLimit, VariantSpec, process};
 
 /// Processes `bytes` with the default variants and limits, expecting failure.
 fn fail(bytes: &[u8]) -> PipelineError {
-    let mut received = Received::new();
-    let err = process(
-        std::io::Cursor::new(bytes),
-        &VariantSpec::defaults(),
-        &Limits::default(),
-        &crate::pipeline::Control::unlimited(),
-        &mut received,
-        &mut |_| {},
-    )
-    .unwrap_err();
+    let (processed, received) = process_with(bytes, &VariantSpec::defaults(), &Limits::default());
+    let err = processed.unwrap_err();
     assert!(
         received.is_empty(),
         "a refused upload handed variants to the sink"

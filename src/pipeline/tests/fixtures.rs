@@ -146,17 +146,27 @@ pub type Received = Vec<(String, Vec<u8>)>;
 
 /// Processes `bytes` with `specs` and default limits into memory.
 pub fn process_bytes(bytes: &[u8], specs: &[VariantSpec]) -> (Received, Processed) {
+    let (processed, received) = process_with(bytes, specs, &Limits::default());
+    (received, processed.unwrap())
+}
+
+/// Processes `bytes` with `specs` and `limits` into memory, with no memory bound; returns the
+/// outcome and what the sink received either way.
+pub fn process_with(
+    bytes: &[u8],
+    specs: &[VariantSpec],
+    limits: &Limits,
+) -> (Result<Processed, crate::pipeline::PipelineError>, Received) {
     let mut received = Received::new();
     let processed = process(
         Cursor::new(bytes),
         specs,
-        &Limits::default(),
+        limits,
         &crate::pipeline::Control::unlimited(),
         &mut received,
         &mut |_| {},
-    )
-    .unwrap();
-    (received, processed)
+    );
+    (processed, received)
 }
 
 /// The WebP the sink received under `name`.

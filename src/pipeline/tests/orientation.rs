@@ -4,10 +4,10 @@
 use image::{DynamicImage, GenericImageView};
 
 use super::fixtures::{
-    Received, exif_orientation_segment, jpeg, marked_corner, near, process_bytes, read_webp, spec,
-    splice_after_soi,
+    exif_orientation_segment, jpeg, marked_corner, near, process_bytes, process_with, read_webp,
+    spec, splice_after_soi,
 };
-use crate::pipeline::{Fit, Limits, PipelineError, SizeLimit, process};
+use crate::pipeline::{Fit, Limits, PipelineError, SizeLimit};
 
 const RED: [u8; 3] = [230, 20, 20];
 const WHITE: [u8; 3] = [255, 255, 255];
@@ -130,28 +130,14 @@ fn size_limits_apply_to_the_image_as_displayed() {
         max_height: 64,
         ..Limits::default()
     };
-    let source = std::io::Cursor::new(oriented_jpeg(6, true));
-    let ok = process(
-        source,
-        &[],
-        &limits,
-        &crate::pipeline::Control::unlimited(),
-        &mut Received::new(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let ok = process_with(&oriented_jpeg(6, true), &[], &limits)
+        .0
+        .unwrap();
     assert_eq!((ok.original.width, ok.original.height), (32, 64));
 
-    let source = std::io::Cursor::new(oriented_jpeg(1, true));
-    let err = process(
-        source,
-        &[],
-        &limits,
-        &crate::pipeline::Control::unlimited(),
-        &mut Received::new(),
-        &mut |_| {},
-    )
-    .unwrap_err();
+    let err = process_with(&oriented_jpeg(1, true), &[], &limits)
+        .0
+        .unwrap_err();
     assert!(matches!(
         err,
         PipelineError::TooLarge {

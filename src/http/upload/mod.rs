@@ -7,27 +7,28 @@
 //! Before a byte is read, the upload takes a place at the gate (`gate.rs`: so many at once, in all
 //! and per client) and the disk must have room. The body is read through a guard (`body.rs`) that
 //! counts every byte, bounds each part header and times the body out when it stalls or drags.
+//! Each file part is received by `receive.rs`; the answers a refusal gets are in `refusal.rs`.
 
-use actix_multipart::{Field, Multipart, MultipartError};
-use actix_web::http::StatusCode;
+mod receive;
+mod refusal;
+
+use actix_multipart::{Multipart, MultipartError};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::json;
 
 use super::AppState;
-use super::body::{BodyLimits, BodyWatch, Cut, GuardedBody};
+use super::body::{BodyLimits, BodyWatch, GuardedBody};
 use super::gate::Busy;
 use super::problem::Problem;
-use super::settings::UploadSettings;
 use crate::image_job::ImageJob;
-use crate::pipeline::{ImageFormat, SNIFF_LEN, Sniffed, accepted_in_words, sniff};
 use crate::queue::{JobId, QueueError};
-use crate::storage::{CommittedOriginal, StagedUpload, Storage, StorageKey};
+use crate::storage::{CommittedOriginal, StorageKey};
+use receive::{ReceivedFile, receive_file};
+use refusal::{body_too_large, check_free_space, in_words, refusal, storage_error};
 
 /// Field names that carry files.
 const FILE_FIELDS: [&str; 2] = ["file", "media"];
-/// Longest client filename we keep (it is data, shown back to the client).
-const MAX_FILENAME: usize = 255;
 
 pub async fn upload(
     req: HttpRequest,
@@ -208,87 +209,6 @@ async fn enqueued_after_all(state: &AppState, ids: &[JobId], error: &QueueError)
     }
 }
 
-/// One file part, received whole into staging.
-struct ReceivedFile {
-    staged: StagedUpload,
-    filename: Option<String>,
-    format: ImageFormat,
-}
-
-/// Streams one part into staging, sniffing its first bytes and holding it to the size limits.
-async fn receive_file(
-    field: &mut Field,
-    storage: &Storage,
-    limits: &UploadSettings,
-    refused: &impl Fn(MultipartError) -> Problem,
-) -> Result<ReceivedFile, Problem> {
-    let filename = field
-        .content_disposition()
-        .and_then(|cd| cd.get_filename())
-        .map(|name| name.chars().take(MAX_FILENAME).collect::<String>());
-    let mut staged = storage.stage().await.map_err(storage_error)?;
-    let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
-    let mut format = None;
-    while let Some(chunk) = field.next().await {
-        let chunk = chunk.map_err(refused)?;
-        if staged.bytes() + chunk.len() as u64 > limits.max_file_bytes {
-            return Err(Problem::too_large(
-                "file-too-large",
-                format!(
-                    "{} is larger than the limit of {}",
-                    filename.as_deref().unwrap_or("the file"),
-                    in_words(limits.max_file_bytes)
-                ),
-            ));
-        }
-        if format.is_none() {
-            let wanted = SNIFF_LEN - head.len();
-            head.extend_from_slice(&chunk[..wanted.min(chunk.len())]);
-            if head.len() == SNIFF_LEN {
-                format = Some(check_format(&head, filename.as_deref())?);
-            }
-        }
-        staged.write(&chunk).await.map_err(storage_error)?;
-    }
-    if staged.bytes() == 0 {
-        return Err(Problem::bad_request(
-            "empty-file",
-            format!(
-                "{} is empty",
-                filename.as_deref().unwrap_or("the file part")
-            ),
-        ));
-    }
-    let format = match format {
-        Some(format) => format,
-        None => check_format(&head, filename.as_deref())?,
-    };
-    Ok(ReceivedFile {
-        staged,
-        filename,
-        format,
-    })
-}
-
-fn check_format(head: &[u8], filename: Option<&str>) -> Result<ImageFormat, Problem> {
-    match sniff(head) {
-        Sniffed::Image(format) => Ok(format),
-        Sniffed::Other { mime } => {
-            let mut problem = Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-type",
-                format!(
-                    "{} looks like {mime}; accepted are {} images",
-                    filename.unwrap_or("the file"),
-                    accepted_in_words("and")
-                ),
-            );
-            problem.detected_type = Some(mime.to_owned());
-            Err(problem)
-        }
-    }
-}
-
 fn content_length(req: &HttpRequest) -> Option<u64> {
     req.headers()
         .get(actix_web::http::header::CONTENT_LENGTH)?
@@ -296,105 +216,4 @@ fn content_length(req: &HttpRequest) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
-}
-
-fn body_too_large(limits: &UploadSettings) -> Problem {
-    Problem::too_large(
-        "body-too-large",
-        format!(
-            "the request body is larger than the limit of {}",
-            in_words(limits.max_body_bytes)
-        ),
-    )
-}
-
-/// A size limit as people read it, with the exact count: `50 MiB (52428800 bytes)`.
-fn in_words(bytes: u64) -> String {
-    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
-    match UNITS.iter().find(|(size, _)| bytes >= *size) {
-        Some((size, unit)) => {
-            let amount = bytes as f64 / *size as f64;
-            let amount = format!("{amount:.1}");
-            let amount = amount.trim_end_matches(".0");
-            format!("{amount} {unit} ({bytes} bytes)")
-        }
-        None => format!("{bytes} bytes"),
-    }
-}
-
-/// The answer to a body the parser gave up on: the guard's reason when it cut the body short,
-/// else the body is not multipart.
-fn refusal(e: MultipartError, watch: &BodyWatch, limits: &UploadSettings) -> Problem {
-    match watch.cut() {
-        Some(Cut::TooLarge) => body_too_large(limits),
-        Some(Cut::HeaderTooLarge) => Problem::bad_request(
-            "part-header-too-large",
-            format!(
-                "a part's header is longer than the limit of {}; is the body really multipart?",
-                in_words(limits.max_part_header_bytes as u64)
-            ),
-        ),
-        Some(Cut::Idle) => Problem::timeout(
-            "body-idle",
-            format!(
-                "no part of the body arrived for {} s; the upload was dropped",
-                limits.body_idle_timeout_secs
-            ),
-        ),
-        Some(Cut::Deadline) => Problem::timeout(
-            "body-timeout",
-            format!(
-                "the body took longer than {} s to arrive; the upload was dropped",
-                limits.body_timeout_secs
-            ),
-        ),
-        None => Problem::bad_request(
-            "malformed-multipart",
-            format!("the body is not valid multipart/form-data: {e}"),
-        ),
-    }
-}
-
-/// Refuses the upload when the disk would be left with less than `storage.min_free_bytes`.
-fn check_free_space(state: &AppState, incoming: u64) -> Result<(), Problem> {
-    let free = state.storage.free_bytes().map_err(Problem::internal)?;
-    if free < state.min_free_bytes.saturating_add(incoming) {
-        tracing::warn!(
-            free,
-            min_free = state.min_free_bytes,
-            "refusing uploads: disk nearly full"
-        );
-        return Err(insufficient_storage());
-    }
-    Ok(())
-}
-
-fn insufficient_storage() -> Problem {
-    Problem::new(
-        StatusCode::INSUFFICIENT_STORAGE,
-        "insufficient-storage",
-        "the server is out of storage space; nothing was stored, try again later",
-    )
-}
-
-/// A storage failure: a full disk is the client's to know about (507); anything else is ours.
-fn storage_error(e: std::io::Error) -> Problem {
-    if e.kind() == std::io::ErrorKind::StorageFull {
-        tracing::warn!(error = %e, "disk full while storing an upload");
-        return insufficient_storage();
-    }
-    Problem::internal(e)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::in_words;
-
-    #[test]
-    fn limits_read_in_the_largest_whole_unit_with_the_exact_count() {
-        assert_eq!(in_words(52_428_800), "50 MiB (52428800 bytes)");
-        assert_eq!(in_words(1536), "1.5 KiB (1536 bytes)");
-        assert_eq!(in_words(1000), "1000 bytes");
-        assert_eq!(in_words(3 << 30), "3 GiB (3221225472 bytes)");
-    }
 }
