@@ -14,7 +14,7 @@ cp -r "$peer/." "$work/seed"
 (cd "$work/seed" && npm install --no-audit --no-fund --silent >/dev/null)
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# The same settings as pixdrop's embedded Redis: AOF on, fsync every second, no eviction.
+# AOF on, fsync every second, no eviction: Redis's usual durable setting, the same for both queues.
 redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --appendonly yes --appendfsync everysec \
   --save "" --maxmemory-policy noeviction --daemonize yes --logfile "$work/redis.log"
 until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done

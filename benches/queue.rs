@@ -5,9 +5,9 @@
 //!   the time from starting the pool to the last ack is measured.
 //!
 //! Redis: `PIXDROP_BENCH_REDIS_URL` if set (so `benches/compare-bullmq.sh` can measure BullMQ on the
-//! same server in the same run), else a private `redis-server` with the embedded default's settings
-//! (AOF on, fsync every second; `PIXDROP_BENCH_APPENDFSYNC=always` fsyncs every write instead, to
-//! measure what that costs: see `benches/fsync-cost.sh`).
+//! same server in the same run), else a private `redis-server` with the AOF on and fsynced every
+//! second, as BullMQ's comparison runs it (`PIXDROP_BENCH_APPENDFSYNC=always` fsyncs every write,
+//! as pixdrop's embedded server does: `benches/fsync-cost.sh` measures the difference).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
