@@ -74,7 +74,7 @@ impl<H: Handler> WorkerPool<H> {
         let (abort_tx, abort) = watch::channel(false);
         let (quiet_tx, quiet) = watch::channel(false);
         let reach = Arc::new(Reachability::new(
-            self.queue.settings().heartbeat_interval(),
+            self.queue.settings().heartbeat_stall_limit(),
         ));
         tokio::pin!(shutdown);
         // Registered before any worker claims (see `maintenance::register`).

@@ -2,8 +2,8 @@
 //! if that instance could have renewed it: after an outage or a stall longer than the heartbeat
 //! TTL every heartbeat has expired, live instances' too, and reaping then would run their jobs
 //! twice. Each upkeep call (heartbeat, promotion, reaping) reports how it went; a failure, or an
-//! answer slower than the heartbeat interval, restarts the clock, and the reaper waits until Redis
-//! has answered promptly for longer than the heartbeat TTL.
+//! answer slow enough for a heartbeat to lapse under it (`heartbeat_stall_limit`), restarts the
+//! clock, and the reaper waits until Redis has answered promptly for longer than the heartbeat TTL.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 pub(super) struct Reachability {
     steady_since: Mutex<Instant>,
-    /// An answer slower than this may have let heartbeats lapse.
+    /// An answer slower than this may have let live heartbeats lapse.
     slow: Duration,
 }
 

@@ -58,8 +58,8 @@ impl Queue {
     /// time, by a lock that lasts one reaper interval; if it lapses mid-run a second reaper is
     /// harmless, as every move is checked.
     ///
-    /// A run that finds Redis answering slowly (a step taking longer than the heartbeat interval)
-    /// stops: heartbeats may have lapsed under that slowness, live instances' too.
+    /// A run that has taken longer than `heartbeat_stall_limit` stops: Redis was stalled under it
+    /// long enough for live instances' heartbeats to lapse too.
     pub async fn reap_dead(&self) -> QueueResult<usize> {
         let started = tokio::time::Instant::now();
         let keys = self.keys();
@@ -86,7 +86,7 @@ impl Queue {
             let processing = keys.processing(&worker);
             let ids: Vec<String> = conn.lrange(&processing, 0, -1).await?;
             for raw in ids {
-                if started.elapsed() > self.settings().heartbeat_interval() {
+                if started.elapsed() > self.settings().heartbeat_stall_limit() {
                     tracing::warn!("redis answers slowly; reaping stops until it is steady");
                     return Ok(recovered);
                 }

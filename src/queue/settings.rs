@@ -149,6 +149,14 @@ impl QueueSettings {
         Duration::from_millis(self.heartbeat_ttl_ms)
     }
 
+    /// The longest stall a live instance's heartbeat survives: renewed every interval, it lives
+    /// a TTL, so only a stall longer than their difference can make a live instance look dead.
+    /// (The TTL is checked to exceed the interval.)
+    pub fn heartbeat_stall_limit(&self) -> Duration {
+        self.heartbeat_ttl()
+            .saturating_sub(self.heartbeat_interval())
+    }
+
     pub fn reaper_interval(&self) -> Duration {
         Duration::from_millis(self.reaper_interval_ms)
     }
