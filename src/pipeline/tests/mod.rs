@@ -8,4 +8,5 @@ mod fixtures;
 mod inputs;
 mod orientation;
 mod outputs;
+mod regressions;
 mod sniffing;
