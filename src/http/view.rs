@@ -5,7 +5,7 @@
 //!
 //! Storage keys become URLs here, and only here.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::image_job::{ImageJob, ImageResult};
 use crate::queue::{ErrorInfo, JobEvent, JobId, JobRecord, JobState};
@@ -64,7 +64,7 @@ pub struct VariantView {
 impl JobView {
     /// The whole view, as `GET /jobs/{id}` and a snapshot give it.
     pub fn from_record(record: &JobRecord) -> Self {
-        let job: Option<ImageJob> = serde_json::from_value(record.payload.clone()).ok();
+        let job = ImageJob::deserialize(&record.payload).ok();
         let result = parse_result(record.result.as_ref());
         let decoded = result.as_ref().map(|r| r.original);
         let original = OriginalView {
@@ -122,9 +122,10 @@ impl JobView {
     }
 }
 
-/// A result this version cannot read shows as no variants rather than an error.
+/// A result this version cannot read shows as no variants rather than an error. Read in place:
+/// every socket watching a job does this for each of its events.
 fn parse_result(result: Option<&serde_json::Value>) -> Option<ImageResult> {
-    result.and_then(|r| serde_json::from_value(r.clone()).ok())
+    result.and_then(|r| ImageResult::deserialize(r).ok())
 }
 
 /// Where `GET /media/...` serves the object at `key`.

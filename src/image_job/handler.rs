@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -77,7 +78,7 @@ impl Drop for StopOnDrop {
 
 impl Handler for ImageHandler {
     async fn handle(&self, job: &Claimed, progress: &Progress) -> Result<Value, JobError> {
-        let payload: ImageJob = serde_json::from_value(job.payload.clone()).map_err(|e| {
+        let payload = ImageJob::deserialize(&job.payload).map_err(|e| {
             JobError::permanent(
                 "invalid-job",
                 format!("the job's payload is not an image job: {e}"),

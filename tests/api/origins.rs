@@ -37,22 +37,14 @@ async fn uploads_cancels_and_sockets_from_another_origin_are_403s() {
     assert_eq!(code(upload).await, (403, "cross-origin".into()));
 
     let id = app.upload_one(jpeg(16, 16)).await;
-    let cancel = app
-        .client
-        .delete(app.url(&format!("/jobs/{id}")))
-        .header(ORIGIN, evil)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(code(cancel).await, (403, "cross-origin".into()));
-    let retry = app
-        .client
-        .post(app.url(&format!("/jobs/{id}/retry")))
-        .header(ORIGIN, evil)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(code(retry).await, (403, "cross-origin".into()));
+    let job_url = app.url(&format!("/jobs/{id}"));
+    for request in [
+        app.client.delete(&job_url),
+        app.client.post(format!("{job_url}/retry")),
+    ] {
+        let answer = request.header(ORIGIN, evil).send().await.unwrap();
+        assert_eq!(code(answer).await, (403, "cross-origin".into()));
+    }
 
     let socket = app
         .client
