@@ -25,10 +25,12 @@
 //! - [`redis_connect`]: which Redis to use: the configured URL, or the embedded server.
 //! - [`redis_server`]: a `redis-server` child process pixdrop owns (the embedded default, and
 //!   every test's private Redis).
+//! - [`fuzzing`]: the entries `cargo fuzz` drives (image path, upload body), replayed by the tests.
 
 pub mod app;
 pub mod config;
 pub mod events;
+pub mod fuzzing;
 pub mod http;
 pub mod image_job;
 pub mod pipeline;

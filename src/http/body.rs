@@ -9,14 +9,16 @@
 //! recorded reason rather than the parser's generic one.
 
 use std::cell::Cell;
+use std::future::poll_fn;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use actix_multipart::MultipartError;
 use actix_web::error::PayloadError;
 use actix_web::web::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep, sleep};
 
 /// Why the guard cut a body short.
@@ -43,6 +45,8 @@ struct WatchState {
     in_header: Cell<bool>,
     /// Header bytes seen since the handler started waiting for one.
     header_bytes: Cell<usize>,
+    /// True once the client's body has ended.
+    ended: Cell<bool>,
 }
 
 impl BodyWatch {
@@ -61,6 +65,25 @@ impl BodyWatch {
     /// Call once the parser handed over a part: what follows is its data.
     pub fn in_data(&self) {
         self.0.in_header.set(false);
+    }
+
+    /// The parser's next item from `stream` (the parts, or one part's data).
+    ///
+    /// Once the body has ended, only the parser's own buffer can answer, so a parser that still
+    /// waits is waiting for bytes that cannot come, and nothing will ever wake it:
+    /// actix-multipart does so when a body ends in a line break short of its closing boundary.
+    /// That wait is answered as the incomplete body it is.
+    pub async fn next<S, T>(&self, stream: &mut S) -> Option<Result<T, MultipartError>>
+    where
+        S: Stream<Item = Result<T, MultipartError>> + Unpin,
+    {
+        poll_fn(|cx| match stream.poll_next_unpin(cx) {
+            Poll::Pending if self.0.ended.get() => {
+                Poll::Ready(Some(Err(MultipartError::Incomplete)))
+            }
+            polled => polled,
+        })
+        .await
     }
 }
 
@@ -155,7 +178,11 @@ where
                 self.idle.as_mut().reset(next_idle);
                 Poll::Ready(Some(Ok(chunk)))
             }
-            Poll::Ready(other) => Poll::Ready(other),
+            Poll::Ready(None) => {
+                self.watch.0.ended.set(true);
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Pending => {
                 if self.idle.as_mut().poll(cx).is_ready() {
                     return self.cut(Cut::Idle);

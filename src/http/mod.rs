@@ -13,7 +13,7 @@ pub mod page;
 pub mod problem;
 mod rate;
 pub mod settings;
-mod upload;
+pub(crate) mod upload;
 pub mod view;
 pub mod ws;
 

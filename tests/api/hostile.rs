@@ -51,6 +51,24 @@ async fn a_part_header_that_never_ends_is_a_400_with_memory_bounded() {
 }
 
 #[tokio::test]
+async fn a_body_that_ends_in_a_line_break_without_its_closing_boundary_is_a_400() {
+    // The parser, given a body that ends in `\r\n` short of its closing boundary, waits for bytes
+    // that cannot come; the guard sees it wait after the end and refuses the body at once.
+    let app = TestApp::spawn(Role::HttpOnly).await;
+    let started = Instant::now();
+    let body = [
+        FILE_PART.as_bytes(),
+        b"\xff\xd8\xff\xe0 not much of a jpeg\r\n",
+    ]
+    .concat();
+    let answer = chunked_upload(&app.address, std::iter::once(body), Duration::ZERO).await;
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert_eq!(answer.problem()["code"], "malformed-multipart");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    still_ready(&app).await;
+}
+
+#[tokio::test]
 async fn every_byte_of_a_chunked_body_counts_against_its_limit() {
     // No Content-Length to refuse early, and bytes the parser skips (a preamble of blank lines,
     // so no header grows past its cap): the guard still counts them all.

@@ -13,18 +13,23 @@ mod receive;
 mod refusal;
 
 use actix_multipart::{Multipart, MultipartError};
+use actix_web::error::PayloadError;
+use actix_web::http::header::HeaderMap;
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
+use futures_util::Stream;
 use serde_json::json;
 
 use super::AppState;
 use super::body::{BodyLimits, BodyWatch, GuardedBody};
 use super::gate::Busy;
 use super::problem::Problem;
+use super::settings::UploadSettings;
 use crate::image_job::ImageJob;
 use crate::queue::{JobId, QueueError};
-use crate::storage::{CommittedOriginal, StorageKey};
-use receive::{ReceivedFile, receive_file};
+use crate::storage::{CommittedOriginal, Storage, StorageKey};
+pub(crate) use receive::ReceivedFile;
+use receive::receive_file;
 use refusal::{body_too_large, check_free_space, in_words, refusal, storage_error};
 
 /// Field names that carry files.
@@ -57,71 +62,7 @@ pub async fn upload(
         })?;
     check_free_space(&state, length.unwrap_or(0))?;
 
-    let watch = BodyWatch::default();
-    let body = GuardedBody::new(
-        body,
-        BodyLimits {
-            max_bytes: limits.max_body_bytes,
-            max_header_bytes: limits.max_part_header_bytes,
-            idle: limits.body_idle_timeout(),
-            deadline: limits.body_timeout(),
-        },
-        watch.clone(),
-    );
-    let refused = |e: MultipartError| refusal(e, &watch, limits);
-    let mut multipart = Multipart::new(req.headers(), body);
-    let mut received: Vec<ReceivedFile> = Vec::new();
-    let mut text_fields = 0;
-    loop {
-        watch.expect_header();
-        let Some(field) = multipart.next().await else {
-            break;
-        };
-        watch.in_data();
-        let mut field = field.map_err(refused)?;
-        let name = field.name().unwrap_or_default().to_owned();
-        if !FILE_FIELDS.contains(&name.as_str()) {
-            // Other form fields are allowed and ignored, within limits.
-            text_fields += 1;
-            if text_fields > limits.max_text_fields {
-                return Err(Problem::too_large(
-                    "too-many-fields",
-                    format!(
-                        "at most {} fields besides the files per request",
-                        limits.max_text_fields
-                    ),
-                ));
-            }
-            let mut bytes = 0u64;
-            while let Some(chunk) = field.next().await {
-                bytes += chunk.map_err(refused)?.len() as u64;
-                if bytes > limits.max_text_field_bytes {
-                    return Err(Problem::too_large(
-                        "field-too-large",
-                        format!(
-                            "the field {name:?} is larger than the limit of {}",
-                            in_words(limits.max_text_field_bytes)
-                        ),
-                    ));
-                }
-            }
-            continue;
-        }
-        if received.len() >= limits.max_files {
-            return Err(Problem::too_large(
-                "too-many-files",
-                format!("at most {} files per request", limits.max_files),
-            ));
-        }
-        let file = receive_file(&mut field, &state.storage, limits, &refused).await?;
-        received.push(file);
-    }
-    if received.is_empty() {
-        return Err(Problem::bad_request(
-            "no-file",
-            "the request has no file part: send multipart/form-data with a field named \"file\"",
-        ));
-    }
+    let received = receive_parts(req.headers(), body, &state.storage, limits).await?;
 
     // Every part is whole and acceptable: put each under its content's key.
     let mut committed = Vec::with_capacity(received.len());
@@ -193,6 +134,86 @@ pub async fn upload(
     Ok(HttpResponse::Accepted()
         .insert_header(("Location", format!("/jobs/{}", ids[0])))
         .json(json!({ "jobs": answers })))
+}
+
+/// Reads a multipart body to its end through the guard: each file part streamed into staging,
+/// other fields counted and dropped, every limit of `limits` applied. Refuses a body without a
+/// file part.
+pub(crate) async fn receive_parts<S>(
+    headers: &HeaderMap,
+    body: S,
+    storage: &Storage,
+    limits: &UploadSettings,
+) -> Result<Vec<ReceivedFile>, Problem>
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
+{
+    let watch = BodyWatch::default();
+    let body = GuardedBody::new(
+        body,
+        BodyLimits {
+            max_bytes: limits.max_body_bytes,
+            max_header_bytes: limits.max_part_header_bytes,
+            idle: limits.body_idle_timeout(),
+            deadline: limits.body_timeout(),
+        },
+        watch.clone(),
+    );
+    let refused = |e: MultipartError| refusal(e, &watch, limits);
+    let mut multipart = Multipart::new(headers, body);
+    let mut received: Vec<ReceivedFile> = Vec::new();
+    let mut text_fields = 0;
+    loop {
+        watch.expect_header();
+        let Some(field) = watch.next(&mut multipart).await else {
+            break;
+        };
+        watch.in_data();
+        let mut field = field.map_err(refused)?;
+        let name = field.name().unwrap_or_default().to_owned();
+        if !FILE_FIELDS.contains(&name.as_str()) {
+            // Other form fields are allowed and ignored, within limits.
+            text_fields += 1;
+            if text_fields > limits.max_text_fields {
+                return Err(Problem::too_large(
+                    "too-many-fields",
+                    format!(
+                        "at most {} fields besides the files per request",
+                        limits.max_text_fields
+                    ),
+                ));
+            }
+            let mut bytes = 0u64;
+            while let Some(chunk) = watch.next(&mut field).await {
+                bytes += chunk.map_err(refused)?.len() as u64;
+                if bytes > limits.max_text_field_bytes {
+                    return Err(Problem::too_large(
+                        "field-too-large",
+                        format!(
+                            "the field {name:?} is larger than the limit of {}",
+                            in_words(limits.max_text_field_bytes)
+                        ),
+                    ));
+                }
+            }
+            continue;
+        }
+        if received.len() >= limits.max_files {
+            return Err(Problem::too_large(
+                "too-many-files",
+                format!("at most {} files per request", limits.max_files),
+            ));
+        }
+        let file = receive_file(&mut field, &watch, storage, limits, &refused).await?;
+        received.push(file);
+    }
+    if received.is_empty() {
+        return Err(Problem::bad_request(
+            "no-file",
+            "the request has no file part: send multipart/form-data with a field named \"file\"",
+        ));
+    }
+    Ok(received)
 }
 
 /// Whether a failed enqueue took effect after all: `Some(false)` when it certainly did not,

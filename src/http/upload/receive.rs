@@ -3,9 +3,9 @@
 
 use actix_multipart::{Field, MultipartError};
 use actix_web::http::StatusCode;
-use futures_util::StreamExt;
 
 use super::refusal::{in_words, storage_error};
+use crate::http::body::BodyWatch;
 use crate::http::problem::Problem;
 use crate::http::settings::UploadSettings;
 use crate::pipeline::{ImageFormat, SNIFF_LEN, Sniffed, accepted_in_words, sniff};
@@ -15,7 +15,7 @@ use crate::storage::{StagedUpload, Storage};
 const MAX_FILENAME: usize = 255;
 
 /// One file part, received whole into staging.
-pub(super) struct ReceivedFile {
+pub(crate) struct ReceivedFile {
     pub staged: StagedUpload,
     pub filename: Option<String>,
     pub format: ImageFormat,
@@ -24,6 +24,7 @@ pub(super) struct ReceivedFile {
 /// Streams one part into staging, sniffing its first bytes and holding it to the size limits.
 pub(super) async fn receive_file(
     field: &mut Field,
+    watch: &BodyWatch,
     storage: &Storage,
     limits: &UploadSettings,
     refused: &impl Fn(MultipartError) -> Problem,
@@ -35,7 +36,7 @@ pub(super) async fn receive_file(
     let mut staged = storage.stage().await.map_err(storage_error)?;
     let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
     let mut format = None;
-    while let Some(chunk) = field.next().await {
+    while let Some(chunk) = watch.next(field).await {
         let chunk = chunk.map_err(refused)?;
         if staged.bytes() + chunk.len() as u64 > limits.max_file_bytes {
             return Err(Problem::too_large(

@@ -8,5 +8,4 @@ mod fixtures;
 mod inputs;
 mod orientation;
 mod outputs;
-mod regressions;
 mod sniffing;
