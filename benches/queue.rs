@@ -112,6 +112,7 @@ fn queue_throughput(c: &mut Criterion) {
                     Ok("always") => "always",
                     _ => "everysec",
                 },
+                inherit_fd: None,
             })
             .expect("the bench needs redis-server on PATH");
             (server.url(), Some(server))

@@ -23,12 +23,15 @@
 //! - [`pipeline`]: pure, synchronous image work: sniff, decode with limits, orient, resize, encode
 //!   WebP, write atomically. No tokio, no Redis.
 //! - [`redis_connect`]: which Redis to use: the configured URL, or the embedded server.
-//! - [`redis_server`]: a `redis-server` child process pixdrop owns (the embedded default, and
+//! - [`embedded_redis`]: one embedded server per storage directory, locked, started by the first
+//!   command and joined by the others, kept running while any of them lives.
+//! - [`redis_server`]: a `redis-server` child process pixdrop starts (the embedded server, and
 //!   every test's private Redis).
 //! - [`fuzzing`]: the entries `cargo fuzz` drives (image path, upload body), replayed by the tests.
 
 pub mod app;
 pub mod config;
+pub mod embedded_redis;
 pub mod events;
 pub mod fuzzing;
 pub mod http;

@@ -51,8 +51,6 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
-    // Started on the main thread, before the runtime: the embedded redis-server is tied to this
-    // thread's life (see redis_server.rs), and stopped when `redis` drops at the end.
     let redis = RedisTarget::resolve(&settings.redis, &settings.storage.dir)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(async {
@@ -71,15 +69,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_or("127.0.0.1", |(h, _)| h);
             println!("pixdrop is running: http://{host}:{port}/");
         }
-        app.run_until_stopped(shutdown_signal()).await
+        let lost = redis.lost();
+        app.run_until_stopped(async {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                () = lost => {}
+            }
+        })
+        .await?;
+        if redis.is_lost() {
+            anyhow::bail!("stopped: the embedded redis-server could not be kept running");
+        }
+        Ok(())
     });
     drop(runtime);
+    // Last, once every job is finished or handed back: the embedded server stops if this
+    // process runs it (another process using it then takes it over).
     drop(redis);
     result
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM, which starts a graceful stop; a second one
+/// ends the process at once.
 async fn shutdown_signal() {
+    next_signal().await;
+    tokio::spawn(async {
+        next_signal().await;
+        eprintln!(
+            "pixdrop: second signal: exiting now; jobs still running go back to the queue once \
+             their heartbeat lapses"
+        );
+        std::process::exit(130);
+    });
+}
+
+async fn next_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {

@@ -1,13 +1,14 @@
-//! Where pixdrop's Redis comes from: the configured URL, or else a `redis-server` it starts and owns
-//! under the storage directory (the embedded default). Owns the `[redis]` settings.
+//! Where pixdrop's Redis comes from: the configured URL, or else the embedded `redis-server` of the
+//! storage directory, which the first pixdrop command starts and the others join
+//! (`embedded_redis`). Owns the `[redis]` settings.
 
 use std::path::Path;
 
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::embedded_redis::EmbeddedRedis;
 use crate::queue::KeyPrefix;
-use crate::redis_server::{Listen, RedisServer, RedisServerOptions};
 use crate::validate::Checks;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,14 +73,15 @@ impl RedisSettings {
     }
 }
 
-/// The Redis to use, and the embedded server when pixdrop owns one (dropping it stops the server).
+/// The Redis to use, and the embedded server when there is no `redis.url` (dropping it leaves
+/// the server, stopping it if this process runs it).
 pub struct RedisTarget {
     pub url: String,
-    pub embedded: Option<RedisServer>,
+    pub embedded: Option<EmbeddedRedis>,
 }
 
 impl RedisTarget {
-    /// The configured Redis, or else an embedded server keeping its data under `storage_dir`.
+    /// The configured Redis, or else the embedded server of `storage_dir`, joined or started.
     pub fn resolve(settings: &RedisSettings, storage_dir: &Path) -> anyhow::Result<Self> {
         if let Some(url) = settings.external_url() {
             redis::parse_redis_url(url)
@@ -89,26 +91,27 @@ impl RedisTarget {
                 embedded: None,
             });
         }
-        let dir = storage_dir.join("redis");
-        let server = RedisServer::start(RedisServerOptions {
-            listen: Listen::PrivateSocket,
-            binary: settings.server_binary.clone(),
-            dir: dir.clone(),
-            // Every write is on disk before Redis answers, so a 202 survives even a power loss.
-            // Measured with benches/fsync-cost.sh, this costs the queue a third to two thirds
-            // of its no-op throughput (still thousands of jobs a second), and an image job, which
-            // spends hundreds of milliseconds decoding and encoding, a few milliseconds.
-            appendfsync: "always",
-        })?;
-        tracing::info!(
-            url = %server.url(),
-            dir = %dir.display(),
-            "no redis.url configured: started an embedded redis-server owned by this process"
-        );
+        let embedded = EmbeddedRedis::open(&settings.server_binary, &storage_dir.join("redis"))?;
         Ok(Self {
-            url: server.url(),
-            embedded: Some(server),
+            url: embedded.url().to_owned(),
+            embedded: Some(embedded),
         })
+    }
+
+    /// Whether the embedded server is lost for good.
+    pub fn is_lost(&self) -> bool {
+        self.embedded.as_ref().is_some_and(EmbeddedRedis::is_lost)
+    }
+
+    /// Resolves if the embedded server is lost for good; never with an external Redis.
+    pub fn lost(&self) -> impl Future<Output = ()> + use<> {
+        let lost = self.embedded.as_ref().map(EmbeddedRedis::lost);
+        async move {
+            match lost {
+                Some(lost) => lost.await,
+                None => std::future::pending().await,
+            }
+        }
     }
 }
 

@@ -7,11 +7,15 @@
 //! another local user can neither connect to it nor, through `CONFIG SET dir`, write files as
 //! pixdrop's user. Tests' servers listen on a free loopback port, so a test can put a proxy in
 //! front of one.
+//!
+//! Every server runs in a session of its own, so a terminal's Ctrl-C (sent to its foreground
+//! process group) reaches pixdrop, which stops the server last, and never the server first.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -38,6 +42,9 @@ pub struct RedisServerOptions {
     pub dir: PathBuf,
     /// `always` trades throughput for not losing the last second on a machine crash.
     pub appendfsync: &'static str,
+    /// A descriptor the server inherits and holds open for its life: the data directory's lock,
+    /// so the lock outlives its starter for as long as the server runs.
+    pub inherit_fd: Option<RawFd>,
 }
 
 /// A running (or stopped) child `redis-server`. Dropping it stops the server.
@@ -60,17 +67,7 @@ impl RedisServer {
             .canonicalize()
             .with_context(|| format!("failed to resolve {}", options.dir.display()))?;
         if options.listen == Listen::PrivateSocket {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&options.dir, std::fs::Permissions::from_mode(0o700))
-                .with_context(|| format!("failed to make {} private", options.dir.display()))?;
-            let socket = options.dir.join("redis.sock");
-            if socket.as_os_str().len() > MAX_SOCKET_PATH {
-                bail!(
-                    "the embedded Redis's socket path {} is longer than {MAX_SOCKET_PATH} bytes; \
-                     use a shorter storage.dir",
-                    socket.display()
-                );
-            }
+            make_private(&options.dir)?;
             let mut server = Self {
                 options,
                 port: 0,
@@ -96,6 +93,14 @@ impl RedisServer {
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("redis-server did not start")))
     }
 
+    /// The server's exit status once it has exited by itself (it is then stopped: `restart`
+    /// starts it again); `None` while it runs.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
+    }
+
     /// The loopback port, when it listens on one.
     pub fn port(&self) -> Option<u16> {
         (self.options.listen == Listen::LoopbackPort).then_some(self.port)
@@ -104,12 +109,12 @@ impl RedisServer {
     pub fn url(&self) -> String {
         match self.options.listen {
             Listen::LoopbackPort => format!("redis://127.0.0.1:{}", self.port),
-            Listen::PrivateSocket => format!("redis+unix://{}", self.socket().display()),
+            Listen::PrivateSocket => socket_url(&self.options.dir),
         }
     }
 
     fn socket(&self) -> PathBuf {
-        self.options.dir.join("redis.sock")
+        socket_in(&self.options.dir)
     }
 
     /// Where it listens, for messages.
@@ -188,12 +193,23 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        // If pixdrop dies without running destructors (kill -9), the kernel stops the server too,
-        // so no orphan keeps writing to the data directory a restarted pixdrop will use.
+        let inherit_fd = self.options.inherit_fd;
+        // SAFETY: between fork and exec only async-signal-safe calls (setsid, prctl, fcntl).
         unsafe {
             use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
+            command.pre_exec(move || {
+                // A session of its own: no terminal's signals reach it.
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // If the thread that started it dies without running destructors (kill -9 of
+                // pixdrop), the kernel stops the server too (SIGTERM: it flushes its AOF).
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if let Some(fd) = inherit_fd
+                    && libc::fcntl(fd, libc::F_SETFD, 0) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -285,13 +301,43 @@ impl RedisServer {
                     ping(&mut stream)
                 })
             }
-            Listen::PrivateSocket => std::os::unix::net::UnixStream::connect(self.socket())
-                .is_ok_and(|mut stream| {
-                    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-                    ping(&mut stream)
-                }),
+            Listen::PrivateSocket => socket_answers_ping(&self.options.dir),
         }
     }
+}
+
+/// Makes `dir` private to this user (0700) and checks its socket's path fits the kernel's limit.
+pub fn make_private(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("failed to make {} private", dir.display()))?;
+    let socket = socket_in(dir);
+    if socket.as_os_str().len() > MAX_SOCKET_PATH {
+        bail!(
+            "the embedded Redis's socket path {} is longer than {MAX_SOCKET_PATH} bytes; \
+             use a shorter storage.dir",
+            socket.display()
+        );
+    }
+    Ok(())
+}
+
+/// The socket a private server in `dir` listens on.
+pub fn socket_in(dir: &Path) -> PathBuf {
+    dir.join("redis.sock")
+}
+
+/// The URL of the private server in `dir`.
+pub fn socket_url(dir: &Path) -> String {
+    format!("redis+unix://{}", socket_in(dir).display())
+}
+
+/// True when a server answers PING on the socket in `dir`.
+pub fn socket_answers_ping(dir: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(socket_in(dir)).is_ok_and(|mut stream| {
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        ping(&mut stream)
+    })
 }
 
 fn ping(stream: &mut (impl Read + Write)) -> bool {

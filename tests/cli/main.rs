@@ -1,6 +1,8 @@
 //! The `pixdrop` binary as a user runs it: its own Redis when none is configured, and one clear
 //! line when no Redis can be had.
 
+mod embedded;
+
 use std::process::Command;
 
 fn pixdrop(storage: &std::path::Path) -> Command {

@@ -27,6 +27,7 @@ impl TestRedis {
             binary: "redis-server".into(),
             dir: dir.path().to_path_buf(),
             appendfsync: "everysec",
+            inherit_fd: None,
         })
         .expect("redis-server must be installed for the tests (apt-get install redis-server)");
         Self { server, _dir: dir }
