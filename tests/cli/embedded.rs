@@ -286,6 +286,29 @@ async fn a_worker_takes_the_redis_over_when_the_serve_that_started_it_stops() {
     assert_eq!(redis_servers(storage.path()).len(), 1);
 }
 
+#[tokio::test]
+async fn a_redis_server_killed_under_serve_is_restarted_and_serve_carries_on() {
+    let storage = tempfile::tempdir().unwrap();
+    let serve = Running::serve(storage.path(), &[]).await;
+    let servers = redis_servers(storage.path());
+    assert_eq!(servers.len(), 1);
+    let (killed, _) = servers[0];
+    // SAFETY: kill(2) on the redis-server found above.
+    unsafe { libc::kill(killed, libc::SIGKILL) };
+    eventually("serve to start its redis-server again", || async {
+        redis_servers(storage.path())
+            .iter()
+            .any(|&(pid, parent)| pid != killed && parent == serve.pid())
+    })
+    .await;
+    serve.until_ready().await;
+    let id = serve.upload(&photo(32, 32)).await;
+    eventually("the job to complete", || async {
+        serve.state_of(&id).await == "completed"
+    })
+    .await;
+}
+
 /// A pseudo-terminal whose session runs one process in the foreground, as a shell runs a
 /// command: what is typed on the terminal reaches that process's group.
 struct Terminal {
