@@ -1,8 +1,8 @@
 //! The embedded Redis of a storage directory: one `redis-server` per `storage.dir/redis`, shared by
 //! every pixdrop command on the host that uses that directory with no `redis.url` set.
 //!
-//! The first command to find no server running starts one and takes the directory's lock
-//! (`redis/lock`, an `flock`). The server inherits the lock's descriptor, so the lock is held for
+//! The first command to find no server running starts one and takes the directory's lock (an
+//! `flock` on `redis/` itself, which no clean-up can delete while the data is there). The server inherits the lock's descriptor, so the lock is held for
 //! as long as the server or the process that started it lives, and the kernel releases it when
 //! both are gone, kill -9 included: a lock is never stale, and two servers never share one AOF.
 //! Every later command finds the lock held and joins the running server through its socket.
@@ -19,7 +19,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ use anyhow::{Context, bail};
 use tokio::sync::watch;
 
 use crate::redis_server::{
-    Listen, RedisServer, RedisServerOptions, make_private, socket_answers_ping, socket_url,
+    Answer, Listen, RedisServer, RedisServerOptions, make_private, socket_answers, socket_url,
 };
 
 /// How often the keeper looks at the server (and, in a joined process, at the lock).
@@ -66,14 +66,7 @@ impl EmbeddedRedis {
             .canonicalize()
             .with_context(|| format!("failed to resolve {}", dir.display()))?;
         make_private(&dir)?;
-        let lock_path = dir.join("lock");
-        let lock = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .with_context(|| format!("failed to open {}", lock_path.display()))?;
+        let lock = File::open(&dir).with_context(|| format!("failed to open {}", dir.display()))?;
         let options = RedisServerOptions {
             listen: Listen::PrivateSocket,
             binary: binary.to_owned(),
@@ -93,7 +86,7 @@ impl EmbeddedRedis {
             .spawn(move || {
                 Keeper {
                     options,
-                    lock,
+                    lock: Some(lock),
                     lost: lost_tx,
                 }
                 .run(ready_tx, stop_rx)
@@ -138,18 +131,18 @@ impl EmbeddedRedis {
         self.joined
     }
 
-    /// Whether the server is gone for good.
+    /// Whether the server is gone for good: it kept dying and the keeper gave up, or the keeper
+    /// itself is gone.
     pub fn is_lost(&self) -> bool {
-        *self.lost.borrow()
+        *self.lost.borrow() || self.keeper.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
-    /// Resolves if the server is gone for good: it kept dying and the keeper gave up.
+    /// Resolves once the server is gone for good (see `is_lost`).
     pub fn lost(&self) -> impl Future<Output = ()> + use<> {
         let mut lost = self.lost.clone();
         async move {
-            if lost.wait_for(|lost| *lost).await.is_err() {
-                std::future::pending::<()>().await;
-            }
+            // An error: the keeper ended, which it does only when told to or when it panicked.
+            let _ = lost.wait_for(|lost| *lost).await;
         }
     }
 }
@@ -166,8 +159,9 @@ impl Drop for EmbeddedRedis {
 /// What the keeper thread holds.
 struct Keeper {
     options: RedisServerOptions,
-    /// The data directory's lock file (locked only while this process holds the server).
-    lock: File,
+    /// The data directory, opened to lock it (locked only while this process holds the server);
+    /// closed when the keeper gives up, so the lock goes once every holder is gone.
+    lock: Option<File>,
     lost: watch::Sender<bool>,
 }
 
@@ -185,7 +179,7 @@ enum Charge {
 }
 
 impl Keeper {
-    fn run(self, ready: mpsc::Sender<anyhow::Result<Joined>>, stop: mpsc::Receiver<()>) {
+    fn run(mut self, ready: mpsc::Sender<anyhow::Result<Joined>>, stop: mpsc::Receiver<()>) {
         let mut charge = match self.first_charge() {
             Ok(charge) => charge,
             Err(e) => {
@@ -206,9 +200,10 @@ impl Keeper {
         drop(charge);
     }
 
-    /// Starts the server, or finds the one running; waits while one is starting or stopping.
+    /// Starts the server, or finds the one running; waits while one is starting, loading its
+    /// data or stopping.
     fn first_charge(&self) -> anyhow::Result<Charge> {
-        let deadline = Instant::now() + JOIN_PATIENCE;
+        let mut deadline = Instant::now() + JOIN_PATIENCE;
         loop {
             if self.try_lock()? {
                 let server = RedisServer::start(self.options.clone())?;
@@ -217,51 +212,52 @@ impl Keeper {
                     restarts: Vec::new(),
                 });
             }
-            if socket_answers_ping(&self.options.dir) {
-                return Ok(Charge::Watching);
-            }
-            if Instant::now() > deadline {
-                bail!(
+            match socket_answers(&self.options.dir) {
+                Answer::Ready => return Ok(Charge::Watching),
+                Answer::Loading => deadline = Instant::now() + JOIN_PATIENCE,
+                Answer::Nothing if Instant::now() > deadline => bail!(
                     "another process holds {} but no redis-server answers on its socket; stop the \
                      other pixdrop using this storage.dir, or its redis-server",
-                    self.lock_path().display()
-                );
+                    self.options.dir.display()
+                ),
+                Answer::Nothing => {}
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
-    fn keep(&self, charge: Charge) -> Charge {
+    fn keep(&mut self, charge: Charge) -> Charge {
         match charge {
             Charge::Holding {
                 mut server,
                 mut restarts,
             } => {
-                let Some(status) = server.exited() else {
-                    return Charge::Holding { server, restarts };
-                };
+                let log = self.options.dir.join("redis.log");
+                // Not running: its last restart failed, and this is the next try.
+                if server.is_running() {
+                    let Some(status) = server.exited() else {
+                        return Charge::Holding { server, restarts };
+                    };
+                    tracing::error!(
+                        %status,
+                        log = %log.display(),
+                        "the embedded redis-server exited unexpectedly; restarting it on the same data"
+                    );
+                }
                 restarts.retain(|at| at.elapsed() < RESTART_WINDOW);
                 if restarts.len() >= RESTARTS_ALLOWED {
                     return self.give_up(&format!(
-                        "the embedded redis-server exited ({status}) for the {}th time within \
-                         {} s; giving up (see {})",
+                        "the embedded redis-server died {} times within {} s; giving up (see {})",
                         restarts.len() + 1,
                         RESTART_WINDOW.as_secs(),
-                        self.options.dir.join("redis.log").display()
+                        log.display()
                     ));
                 }
                 restarts.push(Instant::now());
-                tracing::error!(
-                    %status,
-                    log = %self.options.dir.join("redis.log").display(),
-                    "the embedded redis-server exited unexpectedly; restarting it on the same data"
-                );
-                match server.restart() {
-                    Ok(()) => Charge::Holding { server, restarts },
-                    Err(e) => self.give_up(&format!(
-                        "the embedded redis-server could not be restarted: {e:#}"
-                    )),
+                if let Err(e) = server.restart() {
+                    tracing::error!("could not restart the embedded redis-server: {e:#}");
                 }
+                Charge::Holding { server, restarts }
             }
             Charge::Watching => match self.try_lock() {
                 Ok(false) => Charge::Watching,
@@ -286,11 +282,11 @@ impl Keeper {
         }
     }
 
-    fn give_up(&self, why: &str) -> Charge {
+    fn give_up(&mut self, why: &str) -> Charge {
         tracing::error!("{why}; stopping");
-        // Release the lock, so the next pixdrop to start may try again.
-        // SAFETY: flock on a descriptor this struct owns.
-        unsafe { libc::flock(self.lock.as_raw_fd(), libc::LOCK_UN) };
+        // Close the directory, so the lock goes once no server holds it either, and the next
+        // pixdrop to start may try again.
+        self.lock = None;
         let _ = self.lost.send(true);
         Charge::GaveUp
     }
@@ -298,18 +294,20 @@ impl Keeper {
     /// Takes the data directory's lock if it is free: `false` when another process (or a server
     /// it started) holds it.
     fn try_lock(&self) -> anyhow::Result<bool> {
+        let Some(lock) = &self.lock else {
+            bail!(
+                "the keeper gave up the lock of {}",
+                self.options.dir.display()
+            );
+        };
         // SAFETY: flock on a descriptor this struct owns.
-        if unsafe { libc::flock(self.lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
             return Ok(true);
         }
         let error = std::io::Error::last_os_error();
         if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
             return Ok(false);
         }
-        Err(error).with_context(|| format!("failed to lock {}", self.lock_path().display()))
-    }
-
-    fn lock_path(&self) -> PathBuf {
-        self.options.dir.join("lock")
+        Err(error).with_context(|| format!("failed to lock {}", self.options.dir.display()))
     }
 }

@@ -27,6 +27,7 @@
 //!   command and joined by the others, kept running while any of them lives.
 //! - [`redis_server`]: a `redis-server` child process pixdrop starts (the embedded server, and
 //!   every test's private Redis).
+//! - [`signals`]: Ctrl-C and SIGTERM for the binary: a graceful stop, then an immediate one.
 //! - [`fuzzing`]: the entries `cargo fuzz` drives (image path, upload body), replayed by the tests.
 
 pub mod app;
@@ -40,5 +41,6 @@ pub mod pipeline;
 pub mod queue;
 pub mod redis_connect;
 pub mod redis_server;
+pub mod signals;
 pub mod storage;
 pub mod validate;

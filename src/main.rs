@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use pixdrop::app::{Application, Role, connect_queue};
 use pixdrop::config::Settings;
 use pixdrop::redis_connect::{RedisTarget, redact};
+use pixdrop::signals::StopSignals;
 
 #[derive(Parser)]
 #[command(version, about = "Photos in, web-ready WebP variants out.")]
@@ -50,6 +51,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // Before any thread starts, so every thread leaves the stop signals to it.
+    let signals = StopSignals::install()?;
     let settings = Settings::load(cli.config.as_deref())?;
     let redis = RedisTarget::resolve(&settings.redis, &settings.storage.dir)?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -72,7 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let lost = redis.lost();
         app.run_until_stopped(async {
             tokio::select! {
-                () = shutdown_signal() => {}
+                () = signals.first() => {}
                 () = lost => {}
             }
         })
@@ -87,35 +90,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // process runs it (another process using it then takes it over).
     drop(redis);
     result
-}
-
-/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM, which starts a graceful stop; a second one
-/// ends the process at once.
-async fn shutdown_signal() {
-    next_signal().await;
-    tokio::spawn(async {
-        next_signal().await;
-        eprintln!(
-            "pixdrop: second signal: exiting now; jobs still running go back to the queue once \
-             their heartbeat lapses"
-        );
-        std::process::exit(130);
-    });
-}
-
-async fn next_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 async fn check(settings: &Settings, url: &str) -> anyhow::Result<()> {

@@ -93,6 +93,11 @@ impl RedisServer {
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("redis-server did not start")))
     }
 
+    /// Whether the server process is running (started, and not stopped nor found exited).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// The server's exit status once it has exited by itself (it is then stopped: `restart`
     /// starts it again); `None` while it runs.
     pub fn exited(&mut self) -> Option<ExitStatus> {
@@ -194,7 +199,9 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let inherit_fd = self.options.inherit_fd;
-        // SAFETY: between fork and exec only async-signal-safe calls (setsid, prctl, fcntl).
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: between fork and exec only async-signal-safe calls (setsid, sigprocmask, prctl,
+        // getppid, fcntl).
         unsafe {
             use std::os::unix::process::CommandExt;
             command.pre_exec(move || {
@@ -202,10 +209,21 @@ impl RedisServer {
                 if libc::setsid() < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                // No signal blocked, whatever mask the starting thread has (pixdrop's threads
+                // block SIGINT and SIGTERM for its signal thread): SIGTERM must stop the server.
+                let mut none = std::mem::zeroed::<libc::sigset_t>();
+                libc::sigemptyset(&mut none);
+                if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 // If the thread that started it dies without running destructors (kill -9 of
                 // pixdrop), the kernel stops the server too (SIGTERM: it flushes its AOF).
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                // Died between the fork and the line above: no signal will come, so stop here.
+                if libc::getppid() != parent {
+                    return Err(std::io::ErrorKind::Interrupted.into());
                 }
                 if let Some(fd) = inherit_fd
                     && libc::fcntl(fd, libc::F_SETFD, 0) != 0
@@ -215,16 +233,39 @@ impl RedisServer {
                 Ok(())
             });
         }
+        if self.options.listen == Listen::PrivateSocket && self.answers() != Answer::Nothing {
+            // Ours would unlink its socket and take over, beside it, the same data.
+            bail!(
+                "a redis-server pixdrop did not start already listens on {}; stop it first",
+                self.address()
+            );
+        }
         let mut child = command.spawn().with_context(|| {
             format!(
                 "could not start `{}`: install Redis (e.g. `apt-get install redis-server`) or set redis.url",
                 self.options.binary
             )
         })?;
+        match self.until_ready(&mut child) {
+            Ok(()) => {
+                self.child = Some(child);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits until the new server answers PING: 10 s to start listening, then as long as it is
+    /// loading its data (a big AOF takes a while, and it answers LOADING meanwhile).
+    fn until_ready(&self, child: &mut Child) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if self.answers_ping() {
-                self.child = Some(child);
+            let answer = self.answers();
+            if answer == Answer::Ready {
                 return Ok(());
             }
             if let Some(status) = child.try_wait()? {
@@ -242,9 +283,7 @@ impl RedisServer {
                     tail.join(" | ")
                 );
             }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
+            if answer == Answer::Nothing && Instant::now() > deadline {
                 bail!(
                     "redis-server did not answer PING within 10 s on {}",
                     self.address()
@@ -291,17 +330,28 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// What a server says to PING.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// PONG: ready.
+    Ready,
+    /// Up, but still loading its data.
+    Loading,
+    /// No answer: not listening, or not a Redis.
+    Nothing,
+}
+
 impl RedisServer {
-    /// True when the server answers PING (and is done loading its AOF).
-    fn answers_ping(&self) -> bool {
+    fn answers(&self) -> Answer {
         match self.options.listen {
-            Listen::LoopbackPort => {
-                TcpStream::connect(("127.0.0.1", self.port)).is_ok_and(|mut stream| {
+            Listen::LoopbackPort => TcpStream::connect(("127.0.0.1", self.port)).map_or(
+                Answer::Nothing,
+                |mut stream| {
                     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
                     ping(&mut stream)
-                })
-            }
-            Listen::PrivateSocket => socket_answers_ping(&self.options.dir),
+                },
+            ),
+            Listen::PrivateSocket => socket_answers(&self.options.dir),
         }
     }
 }
@@ -332,18 +382,22 @@ pub fn socket_url(dir: &Path) -> String {
     format!("redis+unix://{}", socket_in(dir).display())
 }
 
-/// True when a server answers PING on the socket in `dir`.
-pub fn socket_answers_ping(dir: &Path) -> bool {
-    std::os::unix::net::UnixStream::connect(socket_in(dir)).is_ok_and(|mut stream| {
+/// What the server on the socket in `dir` says to PING.
+pub fn socket_answers(dir: &Path) -> Answer {
+    std::os::unix::net::UnixStream::connect(socket_in(dir)).map_or(Answer::Nothing, |mut stream| {
         let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
         ping(&mut stream)
     })
 }
 
-fn ping(stream: &mut (impl Read + Write)) -> bool {
+fn ping(stream: &mut (impl Read + Write)) -> Answer {
     if stream.write_all(b"PING\r\n").is_err() {
-        return false;
+        return Answer::Nothing;
     }
-    let mut reply = [0u8; 7];
-    matches!(stream.read(&mut reply), Ok(n) if reply[..n].starts_with(b"+PONG"))
+    let mut reply = [0u8; 8];
+    match stream.read(&mut reply) {
+        Ok(n) if reply[..n].starts_with(b"+PONG") => Answer::Ready,
+        Ok(n) if reply[..n].starts_with(b"-LOADING") => Answer::Loading,
+        _ => Answer::Nothing,
+    }
 }

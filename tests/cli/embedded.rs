@@ -2,10 +2,11 @@
 //! the one server of its `storage.dir`, the server outlives the process that started it while
 //! others use it, and a terminal's Ctrl-C stops pixdrop first and its server last.
 
-use std::io::Cursor;
+use std::io::{BufRead, BufReader, Cursor, Read};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use image::codecs::jpeg::JpegEncoder;
@@ -20,23 +21,66 @@ struct Running {
     port: Option<u16>,
 }
 
-impl Running {
-    /// `pixdrop serve` (with `extra` arguments) on a free port, once it answers `/readyz`.
-    async fn serve(storage: &Path, extra: &[&str]) -> Self {
-        let port = free_port();
-        let child = pixdrop(storage)
+/// A `pixdrop serve` started, on a port of the system's choosing, not yet known to be ready.
+struct Launched {
+    child: Child,
+    port: mpsc::Receiver<u16>,
+}
+
+impl Launched {
+    fn serve(storage: &Path, extra: &[&str]) -> Self {
+        let mut child = pixdrop(storage)
             .arg("serve")
             .args(extra)
-            .env("PIXDROP__SERVER__BIND", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
+            .env("PIXDROP__SERVER__BIND", "127.0.0.1:0")
+            .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let running = Self {
+        let port = announced_port(child.stdout.take().unwrap());
+        Self { child, port }
+    }
+
+    /// Once it has said its port and answers `/readyz`.
+    async fn ready(self) -> Running {
+        let Self { child, port } = self;
+        let port = tokio::task::spawn_blocking(move || port.recv_timeout(Duration::from_secs(30)))
+            .await
+            .unwrap()
+            .expect("pixdrop says where it runs");
+        let running = Running {
             child,
             port: Some(port),
         };
         running.until_ready().await;
         running
+    }
+}
+
+/// Reads what pixdrop writes until it says `pixdrop is running: http://HOST:PORT/`, sends the
+/// port, then drains the rest so pixdrop never blocks on a full pipe or terminal.
+fn announced_port(output: impl Read + Send + 'static) -> mpsc::Receiver<u16> {
+    let (port_tx, port) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines() {
+            let Ok(line) = line else { break };
+            if let Some(address) = line.trim().strip_prefix("pixdrop is running: http://") {
+                let port = address
+                    .trim_end_matches('/')
+                    .rsplit_once(':')
+                    .map(|(_, p)| p);
+                if let Some(port) = port.and_then(|p| p.parse().ok()) {
+                    let _ = port_tx.send(port);
+                }
+            }
+        }
+    });
+    port
+}
+
+impl Running {
+    /// `pixdrop serve` (with `extra` arguments), once it answers `/readyz`.
+    async fn serve(storage: &Path, extra: &[&str]) -> Self {
+        Launched::serve(storage, extra).ready().await
     }
 
     /// `pixdrop worker`, once its instance is registered with the queue.
@@ -113,14 +157,6 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn eventually<F, Fut>(what: &str, mut check: F)
@@ -234,11 +270,18 @@ async fn serve_worker_and_check_on_one_storage_dir_share_one_redis() {
 #[tokio::test]
 async fn two_serves_on_one_storage_dir_run_one_redis() {
     let storage = tempfile::tempdir().unwrap();
-    let first = Running::serve(storage.path(), &[]).await;
-    let second = Running::serve(storage.path(), &[]).await;
+    // Started at the same moment: both race for the lock.
+    let (first, second) = (
+        Launched::serve(storage.path(), &[]),
+        Launched::serve(storage.path(), &[]),
+    );
+    let (first, second) = (first.ready().await, second.ready().await);
     let servers = redis_servers(storage.path());
     assert_eq!(servers.len(), 1, "{servers:?}");
-    assert_eq!(servers[0].1, first.pid(), "the first serve started it");
+    assert!(
+        [first.pid(), second.pid()].contains(&servers[0].1),
+        "one of them started it"
+    );
     let id = second.upload(&photo(32, 32)).await;
     eventually("the job to complete", || async {
         first.state_of(&id).await == "completed"
@@ -251,6 +294,7 @@ async fn after_its_starter_is_killed_the_next_command_starts_the_redis_again_wit
     let storage = tempfile::tempdir().unwrap();
     let mut serve = Running::serve(storage.path(), &["--no-workers"]).await;
     serve.upload(&photo(40, 30)).await;
+    assert_eq!(redis_servers(storage.path()).len(), 1);
     serve.signal(libc::SIGKILL);
     assert!(serve.exits_within(Duration::from_secs(5)).await);
     eventually("the orphaned redis-server to stop", || async {
@@ -267,6 +311,9 @@ async fn a_worker_takes_the_redis_over_when_the_serve_that_started_it_stops() {
     let storage = tempfile::tempdir().unwrap();
     let mut serve = Running::serve(storage.path(), &["--no-workers"]).await;
     let worker = Running::worker(storage.path()).await;
+    let servers = redis_servers(storage.path());
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0].1, serve.pid(), "the serve started it");
     serve.signal(libc::SIGTERM);
     assert!(serve.exits_within(Duration::from_secs(30)).await);
     eventually("the worker to run the redis-server", || async {
@@ -316,8 +363,8 @@ struct Terminal {
 }
 
 impl Terminal {
-    /// Runs `command` as the session leader on a new terminal.
-    fn run(command: &mut Command) -> (Self, Child) {
+    /// Runs `command` as the session leader on a new terminal; the port it announces there.
+    fn run(command: &mut Command) -> (Self, Launched) {
         let (mut master, mut slave) = (0, 0);
         // SAFETY: openpty fills the two descriptors, which we then own.
         let opened = unsafe {
@@ -350,10 +397,8 @@ impl Terminal {
         let child = command.spawn().unwrap();
         drop(slave);
         let master = std::fs::File::from(master);
-        // Drain what the process writes, so it never blocks on a full terminal.
-        let mut reader = master.try_clone().unwrap();
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        (Self { master }, child)
+        let port = announced_port(master.try_clone().unwrap());
+        (Self { master }, Launched { child, port })
     }
 
     /// Types Ctrl-C: the terminal sends SIGINT to its foreground process group.
@@ -363,11 +408,14 @@ impl Terminal {
     }
 }
 
-#[tokio::test]
-async fn ctrl_c_in_a_terminal_stops_pixdrop_then_its_redis_and_the_running_job_goes_back() {
-    // Variants big enough that the job outlasts the one second of grace.
-    let storage = tempfile::tempdir().unwrap();
-    let config = storage.path().join("slow.toml");
+/// `pixdrop serve` on a terminal, with variants big enough that a job outlasts a second of grace,
+/// and a job running. (`scripts/run` execs `cargo run`, which execs pixdrop: the same process on
+/// the same terminal.)
+async fn serve_on_a_terminal_with_a_job_running(
+    storage: &Path,
+    grace_secs: u64,
+) -> (Terminal, Running, String) {
+    let config = storage.join("slow.toml");
     let variants: String = (0..6)
         .map(|n| {
             format!(
@@ -377,36 +425,48 @@ async fn ctrl_c_in_a_terminal_stops_pixdrop_then_its_redis_and_the_running_job_g
         })
         .collect();
     std::fs::write(&config, variants).unwrap();
-    let port = free_port();
-    let mut command = pixdrop(storage.path());
+    let mut command = pixdrop(storage);
     command
         .args(["--config", config.to_str().unwrap(), "serve"])
-        .env("PIXDROP__SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env("PIXDROP__WORKERS__SHUTDOWN_GRACE_SECS", "1");
-    let (mut terminal, child) = Terminal::run(&mut command);
-    let mut serve = Running {
-        child,
-        port: Some(port),
-    };
-    serve.until_ready().await;
+        .env("PIXDROP__SERVER__BIND", "127.0.0.1:0")
+        .env(
+            "PIXDROP__WORKERS__SHUTDOWN_GRACE_SECS",
+            grace_secs.to_string(),
+        );
+    let (terminal, launched) = Terminal::run(&mut command);
+    let serve = launched.ready().await;
     let id = serve.upload(&photo(4000, 3000)).await;
     eventually("the job to start", || async {
         serve.state_of(&id).await == "active"
     })
     .await;
+    assert_eq!(redis_servers(storage).len(), 1);
+    (terminal, serve, id)
+}
+
+fn redis_log(storage: &Path) -> String {
+    std::fs::read_to_string(storage.join("redis/redis.log")).unwrap()
+}
+
+#[tokio::test]
+async fn ctrl_c_in_a_terminal_stops_pixdrop_then_its_redis_and_the_running_job_goes_back() {
+    let storage = tempfile::tempdir().unwrap();
+    let (mut terminal, mut serve, _) =
+        serve_on_a_terminal_with_a_job_running(storage.path(), 1).await;
 
     let stopping = Instant::now();
     terminal.ctrl_c();
     assert!(
         serve.exits_within(Duration::from_secs(10)).await,
-        "pixdrop exits within its grace period"
+        "pixdrop exits soon after its one second of grace"
     );
-    eventually("its redis-server to be gone", || async {
-        redis_servers(storage.path()).is_empty()
-    })
-    .await;
     assert!(stopping.elapsed() < Duration::from_secs(10));
-    let log = std::fs::read_to_string(storage.path().join("redis/redis.log")).unwrap();
+    assert_eq!(serve.child.wait().unwrap().code(), Some(0));
+    assert!(
+        redis_servers(storage.path()).is_empty(),
+        "it stopped its redis-server before exiting"
+    );
+    let log = redis_log(storage.path());
     assert!(
         !log.contains("SIGINT"),
         "the terminal's Ctrl-C never reached redis-server: {log}"
@@ -418,4 +478,75 @@ async fn ctrl_c_in_a_terminal_stops_pixdrop_then_its_redis_and_the_running_job_g
 
     // The job was handed back, and the data is intact for the next start.
     assert!(check(storage.path()).contains("1 jobs waiting"));
+}
+
+#[tokio::test]
+async fn a_second_ctrl_c_ends_pixdrop_at_once_and_its_redis_with_it() {
+    let storage = tempfile::tempdir().unwrap();
+    let (mut terminal, mut serve, _) =
+        serve_on_a_terminal_with_a_job_running(storage.path(), 60).await;
+
+    let stopping = Instant::now();
+    terminal.ctrl_c();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        serve.child.try_wait().unwrap().is_none(),
+        "the first Ctrl-C waits for the running job"
+    );
+    terminal.ctrl_c();
+    assert!(serve.exits_within(Duration::from_secs(5)).await);
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "well inside the grace"
+    );
+    assert_eq!(serve.child.wait().unwrap().code(), Some(128 + libc::SIGINT));
+    eventually("its redis-server to stop with it", || async {
+        redis_servers(storage.path()).is_empty()
+    })
+    .await;
+    assert!(!redis_log(storage.path()).contains("SIGINT"));
+    check(storage.path());
+}
+
+#[tokio::test]
+async fn a_redis_server_that_keeps_dying_stops_serve_with_the_reason() {
+    let storage = tempfile::tempdir().unwrap();
+    let stderr = storage.path().join("stderr.log");
+    let mut child = pixdrop(storage.path())
+        .arg("serve")
+        .env("PIXDROP__SERVER__BIND", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let port = announced_port(child.stdout.take().unwrap());
+    let serve = Launched { child, port };
+    let mut serve = serve.ready().await;
+    let mut killed = Vec::new();
+    for _ in 0..6 {
+        let pid = loop {
+            let current: Vec<i32> = redis_servers(storage.path())
+                .into_iter()
+                .map(|(pid, _)| pid)
+                .filter(|pid| !killed.contains(pid))
+                .collect();
+            if let Some(&pid) = current.first() {
+                break pid;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        // SAFETY: kill(2) on a redis-server found above.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        killed.push(pid);
+    }
+    assert!(
+        serve.exits_within(Duration::from_secs(30)).await,
+        "serve stops once its redis-server died six times in a minute"
+    );
+    assert_ne!(serve.child.wait().unwrap().code(), Some(0));
+    let said = std::fs::read_to_string(&stderr).unwrap();
+    assert!(
+        said.contains("the embedded redis-server could not be kept running"),
+        "{said}"
+    );
 }
