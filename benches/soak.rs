@@ -12,6 +12,9 @@
 #[path = "../tests/api/raw.rs"]
 mod raw;
 
+#[path = "../tests/support/photo.rs"]
+mod photo;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -21,12 +24,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use image::codecs::jpeg::JpegEncoder;
-use image::{Rgb, RgbImage};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
+
+use photo::noisy_jpeg;
 
 /// Upload tasks sending at once, and the pause each takes between two requests.
 const UPLOADERS: usize = 8;
@@ -513,26 +516,9 @@ impl Drop for Server {
     }
 }
 
-/// A 6 MP photo-like JPEG: smooth gradients under fine noise, so it is neither trivial to
-/// compress nor to resize.
+/// The soak's photo: 6 MP, within the file limit.
 fn photo() -> Vec<u8> {
-    let (width, height) = (3000, 2000);
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let image = RgbImage::from_fn(width, height, |x, y| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let noise = (seed & 15) as u32;
-        Rgb([
-            ((x * 255 / width + noise) % 256) as u8,
-            ((y * 255 / height + noise) % 256) as u8,
-            (((x + y) / 20 + noise) % 256) as u8,
-        ])
-    });
-    let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, 85)
-        .encode_image(&image)
-        .unwrap();
+    let out = noisy_jpeg(3000, 2000);
     assert!(
         out.len() < MAX_FILE_BYTES,
         "the photo is within the file limit"

@@ -2,17 +2,16 @@
 //! the one server of its `storage.dir`, the server outlives the process that started it while
 //! others use it, and a terminal's Ctrl-C stops pixdrop first and its server last.
 
-use std::io::{BufRead, BufReader, Cursor, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use image::codecs::jpeg::JpegEncoder;
-use image::{Rgb, RgbImage};
 use serde_json::Value;
 
+use crate::photo::noisy_jpeg as photo;
 use crate::pixdrop;
 
 /// A pixdrop process; killed when dropped.
@@ -220,27 +219,6 @@ fn check(storage: &Path) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
-}
-
-/// A `width` x `height` JPEG of noise over gradients.
-fn photo(width: u32, height: u32) -> Vec<u8> {
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let image = RgbImage::from_fn(width, height, |x, y| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let noise = (seed & 63) as u32;
-        Rgb([
-            ((x * 255 / width + noise) % 256) as u8,
-            ((y * 255 / height + noise) % 256) as u8,
-            ((x + y + noise) % 256) as u8,
-        ])
-    });
-    let mut out = Cursor::new(Vec::new());
-    JpegEncoder::new_with_quality(&mut out, 90)
-        .encode_image(&image)
-        .unwrap();
-    out.into_inner()
 }
 
 #[tokio::test]

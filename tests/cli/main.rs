@@ -2,6 +2,8 @@
 //! line when no Redis can be had.
 
 mod embedded;
+#[path = "../support/photo.rs"]
+mod photo;
 
 use std::process::Command;
 
