@@ -28,7 +28,8 @@ use anyhow::{Context, bail};
 use tokio::sync::watch;
 
 use crate::redis_server::{
-    Answer, Listen, RedisServer, RedisServerOptions, make_private, socket_answers, socket_url,
+    Answer, LOADING_PATIENCE, Listen, RedisServer, RedisServerOptions, make_private,
+    socket_answers, socket_url,
 };
 
 /// How often the keeper looks at the server (and, in a joined process, at the lock).
@@ -203,7 +204,8 @@ impl Keeper {
     /// Starts the server, or finds the one running; waits while one is starting, loading its
     /// data or stopping.
     fn first_charge(&self) -> anyhow::Result<Charge> {
-        let mut deadline = Instant::now() + JOIN_PATIENCE;
+        let started = Instant::now();
+        let mut deadline = started + JOIN_PATIENCE;
         loop {
             if self.try_lock()? {
                 let server = RedisServer::start(self.options.clone())?;
@@ -214,7 +216,15 @@ impl Keeper {
             }
             match socket_answers(&self.options.dir) {
                 Answer::Ready => return Ok(Charge::Watching),
-                Answer::Loading => deadline = Instant::now() + JOIN_PATIENCE,
+                Answer::Loading if started.elapsed() < LOADING_PATIENCE => {
+                    deadline = Instant::now() + JOIN_PATIENCE;
+                }
+                Answer::Loading if Instant::now() > deadline => bail!(
+                    "the embedded redis-server of {} was still loading its data after {} s",
+                    self.options.dir.display(),
+                    LOADING_PATIENCE.as_secs()
+                ),
+                Answer::Loading => {}
                 Answer::Nothing if Instant::now() > deadline => bail!(
                     "another process holds {} but no redis-server answers on its socket; stop the \
                      other pixdrop using this storage.dir, or its redis-server",

@@ -29,6 +29,9 @@ pub enum Listen {
     PrivateSocket,
 }
 
+/// The longest a server may take to load its data before it answers.
+pub const LOADING_PATIENCE: Duration = Duration::from_secs(600);
+
 /// The longest unix socket path the kernel takes (`sun_path` holds 108 bytes with its NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
@@ -259,10 +262,12 @@ impl RedisServer {
         }
     }
 
-    /// Waits until the new server answers PING: 10 s to start listening, then as long as it is
-    /// loading its data (a big AOF takes a while, and it answers LOADING meanwhile).
+    /// Waits until the new server answers PING: 10 s to start listening, then while it is loading
+    /// its data (a big AOF takes a while, and it answers LOADING meanwhile), up to
+    /// `LOADING_PATIENCE` in all.
     fn until_ready(&self, child: &mut Child) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(10);
         loop {
             let answer = self.answers();
             if answer == Answer::Ready {
@@ -286,6 +291,13 @@ impl RedisServer {
             if answer == Answer::Nothing && Instant::now() > deadline {
                 bail!(
                     "redis-server did not answer PING within 10 s on {}",
+                    self.address()
+                );
+            }
+            if started.elapsed() > LOADING_PATIENCE {
+                bail!(
+                    "redis-server was still loading its data after {} s on {}",
+                    LOADING_PATIENCE.as_secs(),
                     self.address()
                 );
             }
