@@ -42,7 +42,7 @@ const RESTART_WINDOW: Duration = Duration::from_secs(60);
 
 /// Whether this process started the server or joined one already running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Joined {
+enum Opened {
     Started,
     Joined,
 }
@@ -51,7 +51,6 @@ pub enum Joined {
 /// when this process holds it.
 pub struct EmbeddedRedis {
     url: String,
-    joined: Joined,
     stop: Option<mpsc::Sender<()>>,
     keeper: Option<JoinHandle<()>>,
     lost: watch::Receiver<bool>,
@@ -93,8 +92,8 @@ impl EmbeddedRedis {
                 .run(ready_tx, stop_rx)
             })
             .context("failed to start the embedded Redis's keeper thread")?;
-        let joined = match ready_rx.recv() {
-            Ok(Ok(joined)) => joined,
+        let opened = match ready_rx.recv() {
+            Ok(Ok(opened)) => opened,
             Ok(Err(e)) => {
                 let _ = keeper.join();
                 return Err(e);
@@ -102,13 +101,13 @@ impl EmbeddedRedis {
             Err(_) => bail!("the embedded Redis's keeper thread died while starting"),
         };
         let url = socket_url(&dir);
-        match joined {
-            Joined::Started => tracing::info!(
+        match opened {
+            Opened::Started => tracing::info!(
                 %url,
                 dir = %dir.display(),
                 "no redis.url configured: started the embedded redis-server of this storage.dir"
             ),
-            Joined::Joined => tracing::info!(
+            Opened::Joined => tracing::info!(
                 %url,
                 "no redis.url configured: joined the embedded redis-server another pixdrop runs \
                  for this storage.dir"
@@ -116,7 +115,6 @@ impl EmbeddedRedis {
         }
         Ok(Self {
             url,
-            joined,
             stop: Some(stop_tx),
             keeper: Some(keeper),
             lost,
@@ -125,11 +123,6 @@ impl EmbeddedRedis {
 
     pub fn url(&self) -> &str {
         &self.url
-    }
-
-    /// Whether this process started the server or joined it.
-    pub fn joined(&self) -> Joined {
-        self.joined
     }
 
     /// Whether the server is gone for good: it kept dying and the keeper gave up, or the keeper
@@ -180,7 +173,7 @@ enum Charge {
 }
 
 impl Keeper {
-    fn run(mut self, ready: mpsc::Sender<anyhow::Result<Joined>>, stop: mpsc::Receiver<()>) {
+    fn run(mut self, ready: mpsc::Sender<anyhow::Result<Opened>>, stop: mpsc::Receiver<()>) {
         let mut charge = match self.first_charge() {
             Ok(charge) => charge,
             Err(e) => {
@@ -188,11 +181,11 @@ impl Keeper {
                 return;
             }
         };
-        let joined = match charge {
-            Charge::Holding { .. } => Joined::Started,
-            _ => Joined::Joined,
+        let opened = match charge {
+            Charge::Holding { .. } => Opened::Started,
+            _ => Opened::Joined,
         };
-        let _ = ready.send(Ok(joined));
+        let _ = ready.send(Ok(opened));
         // Until the process drops its `EmbeddedRedis` (the sender goes away).
         while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(KEEP_EVERY) {
             charge = self.keep(charge);

@@ -392,7 +392,7 @@ impl Terminal {
 async fn serve_on_a_terminal_with_a_job_running(
     storage: &Path,
     grace_secs: u64,
-) -> (Terminal, Running, String) {
+) -> (Terminal, Running) {
     let config = storage.join("slow.toml");
     let variants: String = (0..6)
         .map(|n| {
@@ -419,7 +419,7 @@ async fn serve_on_a_terminal_with_a_job_running(
     })
     .await;
     assert_eq!(redis_servers(storage).len(), 1);
-    (terminal, serve, id)
+    (terminal, serve)
 }
 
 fn redis_log(storage: &Path) -> String {
@@ -429,8 +429,7 @@ fn redis_log(storage: &Path) -> String {
 #[tokio::test]
 async fn ctrl_c_in_a_terminal_stops_pixdrop_then_its_redis_and_the_running_job_goes_back() {
     let storage = tempfile::tempdir().unwrap();
-    let (mut terminal, mut serve, _) =
-        serve_on_a_terminal_with_a_job_running(storage.path(), 1).await;
+    let (mut terminal, mut serve) = serve_on_a_terminal_with_a_job_running(storage.path(), 1).await;
 
     let stopping = Instant::now();
     terminal.ctrl_c();
@@ -461,7 +460,7 @@ async fn ctrl_c_in_a_terminal_stops_pixdrop_then_its_redis_and_the_running_job_g
 #[tokio::test]
 async fn a_second_ctrl_c_ends_pixdrop_at_once_and_its_redis_with_it() {
     let storage = tempfile::tempdir().unwrap();
-    let (mut terminal, mut serve, _) =
+    let (mut terminal, mut serve) =
         serve_on_a_terminal_with_a_job_running(storage.path(), 60).await;
 
     let stopping = Instant::now();
