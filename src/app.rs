@@ -15,8 +15,12 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tokio::sync::watch;
 
+use crate::auth::signing::UrlSigner;
+use crate::auth::tickets::Tickets;
+use crate::auth::{AuthMode, Authenticator};
 use crate::config::Settings;
 use crate::events::EventHub;
+use crate::http::media::MediaAccess;
 use crate::http::page::PublicLimits;
 use crate::http::ws::LiveState;
 use crate::http::{self, AppState, Gate, OriginPolicy};
@@ -44,6 +48,8 @@ impl Role {
 }
 
 pub struct Application {
+    /// Checks every request's credential; [`Application::authenticator`] hands it out for reloads.
+    auth: Arc<Authenticator>,
     /// The HTTP server and its port, unless worker-only.
     http: Option<(actix_web::dev::Server, u16)>,
     /// The task relaying job events to this process's websockets, when it serves HTTP.
@@ -75,15 +81,21 @@ impl Application {
         })?;
         let shutting_down = Arc::new(AtomicBool::new(false));
         let (stop, stop_rx) = watch::channel(false);
+        let auth = Arc::new(
+            Authenticator::new(&settings.auth, &settings.server.allowed_origins)
+                .context("cannot set up sign-in ([auth])")?,
+        );
 
         let mut events = None;
         let http = if role.serves_http() {
             let listener = TcpListener::bind(&settings.server.bind)
                 .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
             let port = listener.local_addr()?.port();
+            let auth = web::Data::from(auth.clone());
             let state = web::Data::new(AppState {
                 queue: queue.clone(),
                 storage: storage.clone(),
+                media: media_access(settings)?,
                 uploads: settings.uploads.clone(),
                 uploads_gate: Gate::new(
                     settings.uploads.max_concurrent,
@@ -106,6 +118,7 @@ impl Application {
                     settings.websocket.max_sockets_per_client,
                 ),
                 settings: settings.websocket.clone(),
+                tickets: Tickets::new(queue.pool().clone(), &settings.redis.key_prefix()?),
                 stop: stop_rx.clone(),
             });
             let limits = web::Data::new(PublicLimits::new(
@@ -120,6 +133,7 @@ impl Application {
                     .app_data(live.clone())
                     .app_data(limits.clone())
                     .app_data(origins.clone())
+                    .app_data(auth.clone())
                     .wrap(actix_web::middleware::from_fn(http::check_origin))
                     .wrap(actix_web::middleware::from_fn(http::catch_panics))
                     .wrap(tracing_actix())
@@ -143,12 +157,18 @@ impl Application {
             WorkerPool::new(queue.clone(), handler, settings.workers.clone())
         });
         Ok(Self {
+            auth,
             http,
             events,
             pool,
             shutting_down,
             stop,
         })
+    }
+
+    /// The request authenticator, to reload its tokens while running (SIGHUP).
+    pub fn authenticator(&self) -> Arc<Authenticator> {
+        self.auth.clone()
     }
 
     /// The HTTP port actually bound (useful with port 0), unless worker-only.
@@ -188,6 +208,20 @@ impl Application {
     }
 }
 
+/// Media URLs: signed while sign-in is on, unless `media.public` keeps them public.
+fn media_access(settings: &Settings) -> anyhow::Result<MediaAccess> {
+    if settings.auth.mode == AuthMode::Off || settings.media.public {
+        return Ok(MediaAccess::Public);
+    }
+    let signer =
+        UrlSigner::load_or_create(settings.media.signing_key.as_deref(), &settings.storage.dir)
+            .context("cannot set up the media signing key")?;
+    Ok(MediaAccess::Signed {
+        signer: Arc::new(signer),
+        ttl_secs: settings.media.url_ttl_secs,
+    })
+}
+
 /// The queue these settings describe, on the Redis at `redis_url`.
 pub fn connect_queue(settings: &Settings, redis_url: &str) -> anyhow::Result<Queue> {
     Queue::connect(
@@ -198,7 +232,43 @@ pub fn connect_queue(settings: &Settings, redis_url: &str) -> anyhow::Result<Que
     )
 }
 
-/// Request logging: method, path, status and time, one line per request.
+/// Request logging: method, path, status and time, one line per request. The query's secrets
+/// (media signatures, websocket tickets) are blanked: a log is no place for a usable credential.
 fn tracing_actix() -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%r %s %b %Dms")
+    actix_web::middleware::Logger::new("%{request}xi %s %b %Dms")
+        .custom_request_replace("request", |req| request_line(req.method(), req.uri()))
+}
+
+/// `METHOD /path?query HTTP/x`, with the values of `sig` and `ticket` replaced by `...`.
+fn request_line(method: &actix_web::http::Method, uri: &actix_web::http::Uri) -> String {
+    let mut line = format!("{method} {}", uri.path());
+    if let Some(query) = uri.query() {
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key @ ("sig" | "ticket"), _)) => format!("{key}=..."),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        line.push('?');
+        line.push_str(&redacted.join("&"));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_request_lines_keep_no_signature_or_ticket() {
+        let line = |uri: &str| request_line(&actix_web::http::Method::GET, &uri.parse().unwrap());
+        assert_eq!(
+            line("/media/variants/x/thumb.webp?expires=123&sig=c2VjcmV0"),
+            "GET /media/variants/x/thumb.webp?expires=123&sig=..."
+        );
+        assert_eq!(line("/ws?ticket=abc&job=1"), "GET /ws?ticket=...&job=1");
+        assert_eq!(line("/jobs?state=failed"), "GET /jobs?state=failed");
+        assert_eq!(line("/healthz"), "GET /healthz");
+    }
 }

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::http::settings::{ServerSettings, UploadSettings, WebSocketSettings};
+use crate::auth::AuthSettings;
+use crate::http::settings::{MediaSettings, ServerSettings, UploadSettings, WebSocketSettings};
 use crate::pipeline::{Limits, VariantSpec};
 use crate::queue::{QueueSettings, WorkerSettings};
 use crate::redis_connect::RedisSettings;
@@ -22,12 +23,15 @@ use crate::validate::{Checks, InvalidSetting};
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
+    /// Who may call, and how they prove it.
+    pub auth: AuthSettings,
     pub redis: RedisSettings,
     pub workers: WorkerSettings,
     pub queue: QueueSettings,
     pub storage: StorageSettings,
     pub uploads: UploadSettings,
     pub websocket: WebSocketSettings,
+    pub media: MediaSettings,
     /// Limits checked from an image's header before it is decoded.
     pub pipeline: Limits,
     /// The WebP variants made of every upload (`[[variants]]` tables).
@@ -38,12 +42,14 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             server: ServerSettings::default(),
+            auth: AuthSettings::default(),
             redis: RedisSettings::default(),
             workers: WorkerSettings::default(),
             queue: QueueSettings::default(),
             storage: StorageSettings::default(),
             uploads: UploadSettings::default(),
             websocket: WebSocketSettings::default(),
+            media: MediaSettings::default(),
             pipeline: Limits::default(),
             variants: VariantSpec::defaults(),
         }
@@ -89,12 +95,14 @@ impl Settings {
     pub fn validate(&self) -> Result<(), InvalidSettings> {
         let mut checks = Checks::new();
         self.server.check(&mut checks);
+        self.auth.check(&mut checks, self.server.binds_loopback());
         self.redis.check(&mut checks);
         self.workers.check(&mut checks);
         self.queue.check(&mut checks);
         self.storage.check(&mut checks);
         self.uploads.check(&mut checks);
         self.websocket.check(&mut checks);
+        self.media.check(&mut checks);
         for (field, problem) in self.pipeline.problems() {
             checks.refuse(&format!("pipeline.{field}"), format!("pipeline.{problem}"));
         }
@@ -121,6 +129,57 @@ mod tests {
         Settings::default().validate().unwrap();
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
         Settings::load(Some(&shipped)).unwrap();
+    }
+
+    #[test]
+    fn a_public_bind_without_sign_in_is_refused_unless_anonymous_service_is_meant() {
+        let mut settings = Settings::default();
+        settings.server.bind = "0.0.0.0:8080".into();
+        let message = settings.validate().unwrap_err().to_string();
+        assert!(
+            message.contains("auth.mode is \"off\" but server.bind is not a loopback address"),
+            "{message}"
+        );
+        assert!(message.contains("auth.allow_anonymous = true"), "{message}");
+        settings.auth.allow_anonymous = true;
+        settings.validate().unwrap();
+        settings.auth.allow_anonymous = false;
+        settings.auth.mode = crate::auth::AuthMode::Tokens;
+        settings.validate().unwrap();
+        settings.auth.mode = crate::auth::AuthMode::Jwt;
+        let message = settings.validate().unwrap_err().to_string();
+        assert!(
+            message.contains("auth.jwt: set one of jwks_url and jwks_file"),
+            "{message}"
+        );
+        assert!(message.contains("auth.jwt.issuer"), "{message}");
+    }
+
+    #[test]
+    fn token_entries_need_a_usable_subject_and_a_sha256_listed_once() {
+        let entry = |subject: &str, sha256: &str| crate::auth::settings::TokenEntry {
+            subject: subject.into(),
+            sha256: sha256.into(),
+        };
+        let digest = "a".repeat(64);
+        let mut settings = Settings::default();
+        settings.auth.tokens = vec![entry("alice", &digest), entry("bob", &digest)];
+        settings
+            .auth
+            .tokens
+            .push(entry("has space", &"b".repeat(64)));
+        settings.auth.tokens.push(entry("carol", "not-hex"));
+        let message = settings.validate().unwrap_err().to_string();
+        for expected in [
+            "auth.tokens[1].sha256 is listed twice",
+            "auth.tokens[2].subject (\"has space\")",
+            "auth.tokens[3].sha256 must be 64 hex digits",
+        ] {
+            assert!(
+                message.contains(expected),
+                "{expected:?} missing from:\n{message}"
+            );
+        }
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! - [`image_job`]: the job contract (payload and result) and the handler a worker runs.
 //! - [`storage`]: every byte on disk: staging and committing uploads, writing variants atomically,
 //!   reading originals, serving and deleting, all addressed by storage keys.
+//! - [`auth`]: who is calling: API tokens or an identity provider's JWTs, proven into the
+//!   subject that owns the jobs it uploads.
 //! - [`config`]: settings from `config.toml` and `PIXDROP__SECTION__KEY` variables, composed of
 //!   the sections each module owns, checked once at load ([`validate`]).
 //! - [`queue`]: the reliable job queue on Redis lists: enqueue, claim, ack/retry/fail, recovery of
@@ -31,6 +33,7 @@
 //! - [`fuzzing`]: the entries `cargo fuzz` drives (image path, upload body), replayed by the tests.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod embedded_redis;
 pub mod events;

@@ -5,9 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use pixdrop::app::{Application, Role, connect_queue};
+use pixdrop::auth::tokens::{new_token, token_digest};
 use pixdrop::config::Settings;
+use pixdrop::queue::Subject;
 use pixdrop::redis_connect::{RedisTarget, redact};
-use pixdrop::signals::StopSignals;
+use pixdrop::signals::Signals;
 
 #[derive(Parser)]
 #[command(version, about = "Photos in, web-ready WebP variants out.")]
@@ -31,6 +33,20 @@ enum Command {
     Worker,
     /// Check that Redis suits the queue and report the queue's depth.
     Check,
+    /// API tokens for `auth.mode = "tokens"`.
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a fresh random token for SUBJECT and the config lines that let it in.
+    New {
+        /// Who the token signs in as: the owner of what it uploads.
+        subject: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,8 +67,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Token {
+        action: TokenCommand::New { subject },
+    }) = &cli.command
+    {
+        return print_new_token(subject);
+    }
     // Before any thread starts, so every thread leaves the stop signals to it.
-    let signals = StopSignals::install()?;
+    let signals = Signals::install()?;
     let settings = Settings::load(cli.config.as_deref())?;
     let redis = RedisTarget::resolve(&settings.redis, &settings.storage.dir)?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -62,8 +84,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Serve { no_workers: true } => Role::HttpOnly,
             Command::Worker => Role::WorkerOnly,
             Command::Check => return check(&settings, &redis.url).await,
+            Command::Token { .. } => unreachable!("answered before start-up"),
         };
         let app = Application::build(&settings, &redis.url, role).await?;
+        tokio::spawn(reload_on_hangup(
+            signals.hangups(),
+            cli.config.clone(),
+            app.authenticator(),
+        ));
         if let Some(port) = app.port() {
             let host = settings
                 .server
@@ -90,6 +118,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // process runs it (another process using it then takes it over).
     drop(redis);
     result
+}
+
+fn print_new_token(subject: &str) -> anyhow::Result<()> {
+    Subject::parse(subject).map_err(|e| anyhow::anyhow!("cannot use {subject:?}: {e}"))?;
+    let token = new_token();
+    println!(
+        "A new token for {subject}. It is shown this once: store it as you would a password.\n\n\
+         {token}\n\n\
+         Let it in: add these lines to config.toml (with auth.mode = \"tokens\"), then restart\n\
+         pixdrop or send it SIGHUP. Remove them (and SIGHUP) to revoke it.\n\n\
+         [[auth.tokens]]\n\
+         subject = \"{subject}\"\n\
+         sha256 = \"{}\"",
+        token_digest(&token)
+    );
+    Ok(())
+}
+
+/// On each SIGHUP, reads the settings again and puts their tokens in force. Settings that fail
+/// their checks change nothing.
+async fn reload_on_hangup(
+    mut hangups: tokio::sync::watch::Receiver<u64>,
+    config: Option<PathBuf>,
+    auth: std::sync::Arc<pixdrop::auth::Authenticator>,
+) {
+    while hangups.changed().await.is_ok() {
+        let reloaded = Settings::load(config.as_deref()).and_then(|s| auth.reload(&s.auth));
+        if let Err(e) = reloaded {
+            tracing::error!(error = %format!("{e:#}"), "SIGHUP: settings not reloaded; the ones in force stay");
+        }
+    }
 }
 
 async fn check(settings: &Settings, url: &str) -> anyhow::Result<()> {

@@ -1,21 +1,24 @@
-//! SIGINT (Ctrl-C) and SIGTERM for the `pixdrop` binary, taken by one thread for the whole life of
-//! the process: the first starts a graceful stop, a second ends the process at once, whatever
-//! else is stopping it and however long stopping takes (handing jobs back, stopping the embedded
-//! Redis), even after the async runtime is gone.
+//! SIGINT (Ctrl-C), SIGTERM and SIGHUP for the `pixdrop` binary, taken by one thread for the whole
+//! life of the process. Of SIGINT and SIGTERM, the first starts a graceful stop, a second ends the
+//! process at once, whatever else is stopping it and however long stopping takes (handing jobs
+//! back, stopping the embedded Redis), even after the async runtime is gone. SIGHUP asks for the
+//! settings that can change while running (the API tokens) to be read again.
 //!
-//! The two signals are blocked in every thread and waited for with `sigwait` by that one thread,
+//! The signals are blocked in every thread and waited for with `sigwait` by that one thread,
 //! so no handler runs at an arbitrary point. A child process inherits the mask, so the one pixdrop
 //! starts, the embedded `redis-server`, clears it before it runs (`redis_server`).
 
 use tokio::sync::watch;
 
-/// The process's stop signals. Create it first thing, before any other thread exists, so that
-/// every thread inherits the blocked mask.
-pub struct StopSignals {
+/// The process's signals. Create it first thing, before any other thread exists, so that every
+/// thread inherits the blocked mask.
+pub struct Signals {
     first: watch::Receiver<bool>,
+    /// Counts the SIGHUPs received.
+    hangups: watch::Receiver<u64>,
 }
 
-impl StopSignals {
+impl Signals {
     pub fn install() -> std::io::Result<Self> {
         let set = stop_set();
         // SAFETY: a valid, initialised signal set; only this thread's mask changes.
@@ -24,10 +27,16 @@ impl StopSignals {
             return Err(std::io::Error::from_raw_os_error(blocked));
         }
         let (first_tx, first) = watch::channel(false);
+        let (hangups_tx, hangups) = watch::channel(0);
         std::thread::Builder::new()
-            .name("stop-signals".into())
-            .spawn(move || wait_for_signals(set, first_tx))?;
-        Ok(Self { first })
+            .name("signals".into())
+            .spawn(move || wait_for_signals(set, first_tx, hangups_tx))?;
+        Ok(Self { first, hangups })
+    }
+
+    /// Changes at each SIGHUP.
+    pub fn hangups(&self) -> watch::Receiver<u64> {
+        self.hangups.clone()
     }
 
     /// Resolves once the first stop signal has come.
@@ -46,16 +55,21 @@ fn stop_set() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         set
     }
 }
 
-fn wait_for_signals(set: libc::sigset_t, first: watch::Sender<bool>) {
+fn wait_for_signals(set: libc::sigset_t, first: watch::Sender<bool>, hangups: watch::Sender<u64>) {
     let mut received = 0;
     loop {
         let mut signal = 0;
         // SAFETY: `set` is initialised and blocked in every thread; sigwait writes `signal`.
         if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+            continue;
+        }
+        if signal == libc::SIGHUP {
+            hangups.send_modify(|count| *count += 1);
             continue;
         }
         received += 1;

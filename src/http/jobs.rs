@@ -1,44 +1,59 @@
-//! `GET /jobs/{id}`, `DELETE /jobs/{id}` (cancel) and `POST /jobs/{id}/retry`, each answering
-//! with the job's [`JobView`].
+//! The caller's jobs: `GET /jobs` (a page of them, newest first), `GET /jobs/{id}`,
+//! `DELETE /jobs/{id}` (cancel) and `POST /jobs/{id}/retry`, each answering with [`JobView`]s;
+//! and `GET /me`, who the caller is. A job of another subject answers exactly as an id that never
+//! existed: the same status, code and words.
 
 use actix_web::{HttpResponse, web};
+use serde::Serialize;
 
 use super::AppState;
+use super::caller::Caller;
 use super::problem::Problem;
 use super::view::JobView;
-use crate::queue::{CancelOutcome, JobId, ResubmitOutcome};
+use crate::auth::Authenticator;
+use crate::queue::{CancelOutcome, JobId, JobRecord, JobState, ResubmitOutcome};
+
+/// The one answer for a job the caller cannot see: unknown, expired, or someone else's.
+fn no_job(raw: impl std::fmt::Display) -> Problem {
+    Problem::not_found(format!("no job {raw} (unknown, or expired)"))
+}
 
 /// Parses the path's id; anything but a job id is simply not found.
 fn job_id(raw: &str) -> Result<JobId, Problem> {
-    raw.parse()
-        .map_err(|_| Problem::not_found(format!("no job {raw:?}")))
+    raw.parse().map_err(|_| no_job(format!("{raw:?}")))
 }
 
-async fn status_of(state: &AppState, id: &JobId) -> Result<JobView, Problem> {
-    let record = state
-        .queue
-        .job(id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no job {id} (unknown, or expired)")))?;
-    Ok(JobView::from_record(&record))
+/// The job's record, if the caller may see it.
+async fn record_of(state: &AppState, caller: &Caller, id: &JobId) -> Result<JobRecord, Problem> {
+    match state.queue.job(id).await? {
+        Some(record) if record.subject == caller.0.subject => Ok(record),
+        _ => Err(no_job(id)),
+    }
+}
+
+async fn status_of(state: &AppState, caller: &Caller, id: &JobId) -> Result<JobView, Problem> {
+    let record = record_of(state, caller, id).await?;
+    Ok(JobView::from_record(&record, &state.media))
 }
 
 pub async fn get(
+    caller: Caller,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let id = job_id(&path)?;
-    Ok(HttpResponse::Ok().json(status_of(&state, &id).await?))
+    Ok(HttpResponse::Ok().json(status_of(&state, &caller, &id).await?))
 }
 
 pub async fn cancel(
+    caller: Caller,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let id = job_id(&path)?;
-    match state.queue.cancel(&id).await? {
+    match state.queue.cancel(&id, &caller.0.subject).await? {
         CancelOutcome::Cancelled { .. } => {
-            Ok(HttpResponse::Ok().json(status_of(&state, &id).await?))
+            Ok(HttpResponse::Ok().json(status_of(&state, &caller, &id).await?))
         }
         CancelOutcome::Finished(s) => Err(Problem::conflict(
             "already-finished",
@@ -46,23 +61,112 @@ pub async fn cancel(
                 "job {id} is already {s}; only queued, retrying or active jobs can be cancelled"
             ),
         )),
-        CancelOutcome::NotFound => Err(Problem::not_found(format!("no job {id}"))),
+        CancelOutcome::NotFound => Err(no_job(id)),
     }
 }
 
 pub async fn retry(
+    caller: Caller,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let id = job_id(&path)?;
-    match state.queue.resubmit(&id).await? {
+    match state.queue.resubmit(&id, &caller.0.subject).await? {
         ResubmitOutcome::Queued => Ok(HttpResponse::Accepted()
             .insert_header(("Location", format!("/jobs/{id}")))
-            .json(status_of(&state, &id).await?)),
+            .json(status_of(&state, &caller, &id).await?)),
         ResubmitOutcome::NotResubmittable(s) => Err(Problem::conflict(
             "not-retryable",
             format!("job {id} is {s}; only failed or cancelled jobs can be retried"),
         )),
-        ResubmitOutcome::NotFound => Err(Problem::not_found(format!("no job {id}"))),
+        ResubmitOutcome::NotFound => Err(no_job(id)),
     }
+}
+
+/// Jobs in one page unless `limit` says otherwise, and the most it may say.
+const DEFAULT_PAGE: usize = 20;
+const MAX_PAGE: usize = 100;
+
+/// One page of `GET /jobs`.
+#[derive(Serialize)]
+struct JobList {
+    jobs: Vec<JobView>,
+    /// The URL of the next page; null on the last.
+    next: Option<String>,
+}
+
+/// `GET /jobs?state=failed&state=cancelled&limit=20&cursor=...`: the caller's jobs, newest first.
+pub async fn list(
+    caller: Caller,
+    query: web::Query<Vec<(String, String)>>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let mut states = Vec::new();
+    let mut limit = DEFAULT_PAGE;
+    let mut cursor = None;
+    for (key, value) in query.iter() {
+        match key.as_str() {
+            "state" => states.push(value.parse::<JobState>().map_err(|_| {
+                Problem::bad_request(
+                    "bad-query",
+                    format!("state={value:?} is not one of queued, active, retrying, completed, failed, cancelled"),
+                )
+            })?),
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        Problem::bad_request(
+                            "bad-query",
+                            format!("limit={value:?} must be a number from 1 to {MAX_PAGE}"),
+                        )
+                    })?
+            }
+            "cursor" => {
+                cursor = Some(value.parse::<JobId>().map_err(|_| {
+                    Problem::bad_request(
+                        "bad-query",
+                        format!("cursor={value:?} is not a cursor this listing gave"),
+                    )
+                })?)
+            }
+            other => {
+                return Err(Problem::bad_request(
+                    "bad-query",
+                    format!("unknown parameter {other:?}: use state, limit and cursor"),
+                ));
+            }
+        }
+    }
+    states.dedup();
+    let page = state
+        .queue
+        .list(&caller.0.subject, cursor, limit, &states)
+        .await?;
+    let next = page.next.map(|after| {
+        let mut url = format!("/jobs?limit={limit}&cursor={after}");
+        for s in &states {
+            url.push_str(&format!("&state={s}"));
+        }
+        url
+    });
+    Ok(HttpResponse::Ok().json(JobList {
+        jobs: page
+            .jobs
+            .iter()
+            .map(|record| JobView::from_record(record, &state.media))
+            .collect(),
+        next,
+    }))
+}
+
+/// `GET /me`: who the caller is signed in as, and how this server signs callers in.
+pub async fn me(caller: Caller, auth: web::Data<Authenticator>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "subject": caller.0.subject.name(),
+        "auth": auth.mode().as_str(),
+        "expires_at": caller.0.expires_at,
+    }))
 }

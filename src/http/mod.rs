@@ -1,13 +1,15 @@
 //! The HTTP API and the page. Handlers parse and check input, talk to the queue and storage, and
 //! answer; they never run the image pipeline. Every error is `application/problem+json` (see
-//! `problem.rs`). `/ws` streams job events live (see `ws.rs`); `/` is the upload page.
+//! `problem.rs`). `/ws` streams job events live (see `ws.rs`); `/` is the upload page. Routes that
+//! act for someone take a [`caller::Caller`], which authenticates the request first.
 
 mod body;
+pub mod caller;
 mod catch_panic;
 mod gate;
 mod health;
 mod jobs;
-mod media;
+pub mod media;
 mod origin;
 pub mod page;
 pub mod problem;
@@ -31,6 +33,8 @@ use settings::UploadSettings;
 pub struct AppState {
     pub queue: Queue,
     pub storage: Storage,
+    /// How the media URLs handed out are made, and checked when they come back.
+    pub media: media::MediaAccess,
     pub uploads: UploadSettings,
     /// Uploads in progress, in all and per client.
     pub uploads_gate: gate::Gate,
@@ -47,12 +51,15 @@ pub use origin::{OriginPolicy, check_origin};
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/upload", web::post().to(upload::upload))
+        .route("/jobs", web::get().to(jobs::list))
+        .route("/me", web::get().to(jobs::me))
         .route("/jobs/{id}", web::get().to(jobs::get))
         .route("/jobs/{id}", web::delete().to(jobs::cancel))
         .route("/jobs/{id}/retry", web::post().to(jobs::retry))
         .route("/media/{tail:.*}", web::get().to(media::serve))
         .route("/media/{tail:.*}", web::head().to(media::serve))
         .route("/ws", web::get().to(ws::connect))
+        .route("/ws/ticket", web::post().to(ws::ticket))
         .route("/limits", web::get().to(page::limits))
         .route("/", web::get().to(page::index))
         .route("/", web::head().to(page::index))

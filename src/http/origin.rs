@@ -120,7 +120,7 @@ fn name_of(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(name, _)| name)
 }
 
-fn binds_loopback(bind: &str) -> bool {
+pub(crate) fn binds_loopback(bind: &str) -> bool {
     let name = name_of(bind);
     name == "localhost"
         || name

@@ -17,6 +17,12 @@ pub struct Problem {
     pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detected_type: Option<String>,
+    /// A 401's `WWW-Authenticate` challenge.
+    #[serde(skip)]
+    pub challenge: Option<Box<str>>,
+    /// Seconds a 429 or 503 asks the client to wait (5 unless set).
+    #[serde(skip)]
+    pub retry_after: Option<u32>,
 }
 
 fn status_code<S: serde::Serializer>(status: &StatusCode, s: S) -> Result<S::Ok, S::Error> {
@@ -31,6 +37,8 @@ impl Problem {
             detail: detail.into(),
             code,
             detected_type: None,
+            challenge: None,
+            retry_after: None,
         }
     }
 
@@ -48,6 +56,14 @@ impl Problem {
 
     pub fn too_large(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, detail)
+    }
+
+    /// The request carries no valid credential; `challenge` is the `WWW-Authenticate` value.
+    pub fn unauthorized(code: &'static str, detail: impl Into<String>, challenge: String) -> Self {
+        Self {
+            challenge: Some(challenge.into()),
+            ..Self::new(StatusCode::UNAUTHORIZED, code, detail)
+        }
     }
 
     /// The client holds or sends more than it may; it can try again after a while.
@@ -90,7 +106,10 @@ impl ResponseError for Problem {
             self.status,
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
         ) {
-            response.insert_header(("Retry-After", "5"));
+            response.insert_header(("Retry-After", self.retry_after.unwrap_or(5).to_string()));
+        }
+        if let Some(challenge) = &self.challenge {
+            response.insert_header(("WWW-Authenticate", &**challenge));
         }
         response.json(self)
     }

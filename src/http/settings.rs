@@ -30,6 +30,11 @@ impl Default for ServerSettings {
 }
 
 impl ServerSettings {
+    /// Whether `bind` is a loopback address, reachable from this host only.
+    pub fn binds_loopback(&self) -> bool {
+        super::origin::binds_loopback(&self.bind)
+    }
+
     pub fn check(&self, checks: &mut Checks) {
         for origin in &self.allowed_origins {
             let valid = origin.split_once("://").is_some_and(|(scheme, rest)| {
@@ -147,6 +152,44 @@ impl UploadSettings {
 
     pub fn body_idle_timeout(&self) -> Duration {
         Duration::from_secs(self.body_idle_timeout_secs)
+    }
+}
+
+/// How job files are served (`GET /media/...`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSettings {
+    /// With sign-in on, media URLs are signed and expire, and are cached privately. `true` keeps
+    /// them public and immutable, for a CDN in front; anyone with a URL can then fetch it.
+    pub public: bool,
+    /// The key signing media URLs (hex, at least 32 bytes). Unset: generated once and kept in
+    /// `storage.dir/media-signing.key`. Instances serving the same files need the same key.
+    pub signing_key: Option<String>,
+    /// A signed URL lasts at least this long, at most half as long again (expiries are rounded
+    /// up, so a URL stays the same, and cacheable, for a while).
+    pub url_ttl_secs: u64,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            public: false,
+            signing_key: None,
+            url_ttl_secs: 3600,
+        }
+    }
+}
+
+impl MediaSettings {
+    pub fn check(&self, checks: &mut Checks) {
+        checks.at_least("media.url_ttl_secs", self.url_ttl_secs, 60);
+        if let Some(key) = &self.signing_key {
+            checks.require(
+                key.len() >= 64 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+                "media.signing_key",
+                || "media.signing_key must be at least 64 hex digits (32 bytes); `openssl rand -hex 32` makes one".into(),
+            );
+        }
     }
 }
 

@@ -3,13 +3,13 @@
 //! fields (`original`, `created_at`), which never change and which an event does not carry. A
 //! client keeps its view of a job by merging each event's fields over the snapshot's.
 //!
-//! Storage keys become URLs here, and only here.
+//! Storage keys become URLs here, and only here (signed, when media is private: see `media.rs`).
 
 use serde::{Deserialize, Serialize};
 
+use super::media::MediaAccess;
 use crate::image_job::{ImageJob, ImageResult};
 use crate::queue::{ErrorInfo, JobEvent, JobId, JobRecord, JobState};
-use crate::storage::StorageKey;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct JobView {
@@ -63,7 +63,7 @@ pub struct VariantView {
 
 impl JobView {
     /// The whole view, as `GET /jobs/{id}` and a snapshot give it.
-    pub fn from_record(record: &JobRecord) -> Self {
+    pub fn from_record(record: &JobRecord, media: &MediaAccess) -> Self {
         let job = ImageJob::deserialize(&record.payload).ok();
         let result = parse_result(record.result.as_ref());
         let decoded = result.as_ref().map(|r| r.original);
@@ -74,29 +74,29 @@ impl JobView {
             width: decoded.map(|d| d.width),
             height: decoded.map(|d| d.height),
             sha256: job.as_ref().map(|j| j.sha256.clone()),
-            url: job.as_ref().map(|j| media_url(&j.original)),
+            url: job.as_ref().map(|j| media.url(&j.original)),
         };
         Self {
             upload: Some(UploadView {
                 original,
                 created_at: rfc3339(record.created_at),
             }),
-            ..Self::changes(&record.event(), result)
+            ..Self::changes(&record.event(), result, media)
         }
     }
 
     /// The view an event gives: everything but the upload's fields.
-    pub fn from_event(event: &JobEvent) -> Self {
-        Self::changes(event, parse_result(event.result.as_ref()))
+    pub fn from_event(event: &JobEvent, media: &MediaAccess) -> Self {
+        Self::changes(event, parse_result(event.result.as_ref()), media)
     }
 
-    fn changes(event: &JobEvent, result: Option<ImageResult>) -> Self {
+    fn changes(event: &JobEvent, result: Option<ImageResult>, media: &MediaAccess) -> Self {
         let variants = result
             .map(|r| {
                 r.variants
                     .into_iter()
                     .map(|v| VariantView {
-                        url: media_url(&v.key),
+                        url: media.url(&v.key),
                         name: v.name,
                         width: v.width,
                         height: v.height,
@@ -126,11 +126,6 @@ impl JobView {
 /// every socket watching a job does this for each of its events.
 fn parse_result(result: Option<&serde_json::Value>) -> Option<ImageResult> {
     result.and_then(|r| ImageResult::deserialize(r).ok())
-}
-
-/// Where `GET /media/...` serves the object at `key`.
-pub fn media_url(key: &StorageKey) -> String {
-    format!("/media/{key}")
 }
 
 pub fn rfc3339(ms: u64) -> String {

@@ -1,5 +1,10 @@
 //! `GET /ws`: live job progress over a websocket.
 //!
+//! With sign-in on, a socket is opened with `?ticket=...` (from `POST /ws/ticket`: browsers cannot
+//! set headers on a websocket) or an `Authorization: Bearer` header, and may watch only its
+//! subject's jobs: another's answers `not-found`, as an unknown id does. It is closed (1008) when
+//! its credential expires.
+//!
 //! A client watches jobs by sending `{"subscribe": ["id", ...]}` (or with `?job=ID` in the URL) and
 //! stops with `{"unsubscribe": [...]}`. For each job it watches it first gets a `snapshot` (the job
 //! status of `GET /jobs/{id}`), then an `event` for every later change, in order. Both are a
@@ -27,13 +32,17 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
 use super::AppState;
+use super::caller::{Caller, refused};
 use super::gate::{Busy, Gate, Pass};
+use super::media::MediaAccess;
 use super::problem::Problem;
 use super::rate::TokenBucket;
 use super::settings::WebSocketSettings;
 use super::view::JobView;
+use crate::auth::tickets::{TICKET_TTL, Tickets};
+use crate::auth::{AuthError, Authenticator, Credential};
 use crate::events::{Broadcast, EventHub, stopped};
-use crate::queue::{JobId, Queue};
+use crate::queue::{JobId, Queue, Subject};
 
 /// What the websocket route needs beyond `AppState`.
 pub struct LiveState {
@@ -41,6 +50,8 @@ pub struct LiveState {
     /// Open sockets, in all and per client.
     pub gate: Gate,
     pub settings: WebSocketSettings,
+    /// Single-use tickets a browser opens its socket with.
+    pub tickets: Tickets,
     /// Turns true when the process shuts down: every socket closes.
     pub stop: watch::Receiver<bool>,
 }
@@ -71,24 +82,78 @@ enum ServerMessage {
     },
 }
 
+/// `POST /ws/ticket`: a ticket for one websocket of the caller, usable once within 30 s.
+pub async fn ticket(caller: Caller, live: web::Data<LiveState>) -> Result<HttpResponse, Problem> {
+    let ticket = live.tickets.issue(&caller.0).await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot issue a websocket ticket");
+        Problem::unavailable("cannot issue a ticket now (Redis is unavailable); try again shortly")
+    })?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "ticket": ticket, "expires_in": TICKET_TTL.as_secs() })))
+}
+
+/// Who opens the socket: anyone while sign-in is off; else the holder of the `?ticket=`, or of
+/// the `Authorization` header.
+async fn socket_caller(
+    req: &HttpRequest,
+    ticket: Option<&str>,
+    auth: &Authenticator,
+    tickets: &Tickets,
+) -> Result<Credential, Problem> {
+    if auth.mode() == crate::auth::AuthMode::Off {
+        return Ok(Credential::anonymous());
+    }
+    let Some(ticket) = ticket else {
+        let header = req.headers().get(actix_web::http::header::AUTHORIZATION);
+        return auth
+            .authenticate(header.map(|h| h.as_bytes()))
+            .await
+            .map_err(|e| match e {
+                AuthError::Missing => refused(AuthError::invalid(
+                    "sign-in required: open the socket with ?ticket= from POST /ws/ticket, or an Authorization header",
+                )),
+                other => refused(other),
+            });
+    };
+    match tickets.redeem(ticket).await {
+        Ok(Some(credential)) => Ok(credential),
+        Ok(None) => Err(refused(AuthError::invalid(
+            "the ticket is unknown, used or expired: ask POST /ws/ticket for a new one",
+        ))),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot redeem a websocket ticket");
+            Err(Problem::unavailable(
+                "cannot check the ticket now (Redis is unavailable)",
+            ))
+        }
+    }
+}
+
 pub async fn connect(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
     live: web::Data<LiveState>,
+    auth: web::Data<Authenticator>,
 ) -> Result<HttpResponse, actix_web::Error> {
     if *live.stop.borrow() {
         return Err(Problem::unavailable("pixdrop is shutting down").into());
     }
-    // `?job=A&job=B`: the jobs to watch from the start.
+    // `?job=A&job=B`: the jobs to watch from the start; `?ticket=`: who is watching.
     let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|e| Problem::bad_request("bad-query", format!("cannot read the query: {e}")))?;
+        .map_err(|e| Problem::bad_request("bad-query", format!("cannot read the query: {e}")))?
+        .into_inner();
     let initial: Vec<String> = query
-        .into_inner()
-        .into_iter()
+        .iter()
         .filter(|(key, _)| key == "job")
-        .map(|(_, id)| id)
+        .map(|(_, id)| id.clone())
         .collect();
+    let ticket = query
+        .iter()
+        .find(|(key, _)| key == "ticket")
+        .map(|(_, t)| t.as_str());
+    let credential = socket_caller(&req, ticket, &auth, &live.tickets).await?;
 
     let place = live
         .gate
@@ -112,6 +177,9 @@ pub async fn connect(
     let socket = Socket {
         session,
         queue: state.queue.clone(),
+        media: state.media.clone(),
+        subject: credential.subject,
+        expires_at: credential.expires_at,
         rate: TokenBucket::new(live.settings.max_messages_per_sec),
         refused_in_a_row: 0,
         settings: live.settings.clone(),
@@ -128,9 +196,15 @@ pub async fn connect(
 struct Socket {
     session: Session,
     queue: Queue,
+    media: MediaAccess,
+    /// Whose jobs this socket may watch.
+    subject: Subject,
+    /// When its credential lapses (Unix seconds): the socket closes then.
+    expires_at: Option<u64>,
     settings: WebSocketSettings,
-    /// The jobs this socket watches, each with the version last sent (0 before its snapshot).
-    watched: HashMap<JobId, u64>,
+    /// The jobs this socket watches, each with the version last sent; `None` until a snapshot
+    /// showed the job is the subject's: no event of it is sent before.
+    watched: HashMap<JobId, Option<u64>>,
     /// When the client last sent anything (a message, a pong).
     last_heard: Instant,
     /// The client's messages per second.
@@ -143,6 +217,19 @@ struct Socket {
 
 /// A client still sending this many messages in a row over its rate is closed.
 const MAX_REFUSED_IN_A_ROW: u32 = 3;
+
+/// Resolves when a credential expiring at `expires_at` (Unix seconds) has expired; never for one
+/// that does not.
+async fn credential_expiry(expires_at: Option<u64>) {
+    let Some(at) = expires_at else {
+        return std::future::pending().await;
+    };
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(at);
+    let left = at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::sleep(left).await;
+}
 
 /// Resolves when the resync scheduled in `at` is due; never when none is.
 async fn resync_due(at: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
@@ -174,6 +261,8 @@ impl Socket {
         // After Redis comes back every socket must re-read its jobs; each does so at a random
         // moment within the spread, so they do not all ask Redis at once.
         let mut resync_at = None;
+        let expiry = credential_expiry(self.expires_at);
+        tokio::pin!(expiry);
         while end.is_none() {
             let step = tokio::select! {
                 message = messages.recv() => self.on_message(message).await,
@@ -193,6 +282,7 @@ impl Socket {
                     self.resync().await
                 }
                 _ = ping.tick() => self.on_ping_tick().await,
+                () = &mut expiry => Err(End::Close(CloseCode::Policy, "credential expired")),
                 _ = stopped(&mut stop) => Err(End::Close(CloseCode::Away, "pixdrop is shutting down")),
             };
             end = step.err();
@@ -306,7 +396,7 @@ impl Socket {
             return self.error("too-many-subscriptions", detail, None).await;
         }
         for id in &ids {
-            self.watched.entry(*id).or_insert(0);
+            self.watched.entry(*id).or_insert(None);
         }
         self.send_snapshots(ids).await
     }
@@ -327,15 +417,16 @@ impl Socket {
             }
         };
         for (id, record) in ids.into_iter().zip(records) {
-            let Some(record) = record else {
+            // Another subject's job is as unknown as one that never existed.
+            let Some(record) = record.filter(|r| r.subject == self.subject) else {
                 self.watched.remove(&id);
                 let detail = format!("no job {id} (unknown, or expired)");
                 self.error("not-found", detail, Some(id.to_string()))
                     .await?;
                 continue;
             };
-            self.watched.insert(id, record.version);
-            let snapshot = JobView::from_record(&record);
+            self.watched.insert(id, Some(record.version));
+            let snapshot = JobView::from_record(&record, &self.media);
             self.send(&ServerMessage::Snapshot(snapshot)).await?;
         }
         Ok(())
@@ -354,7 +445,7 @@ impl Socket {
     async fn on_broadcast(&mut self, received: Result<Broadcast, RecvError>) -> Result<(), End> {
         match received {
             Ok(Broadcast::Event(event)) => {
-                let Some(sent) = self.watched.get_mut(&event.id) else {
+                let Some(Some(sent)) = self.watched.get_mut(&event.id) else {
                     return Ok(());
                 };
                 // Already in the snapshot this socket got (or an older event from before it).
@@ -362,8 +453,11 @@ impl Socket {
                     return Ok(());
                 }
                 *sent = event.version;
-                self.send(&ServerMessage::Event(JobView::from_event(&event)))
-                    .await
+                self.send(&ServerMessage::Event(JobView::from_event(
+                    &event,
+                    &self.media,
+                )))
+                .await
             }
             // `run` schedules these, spread out; one arriving here is read at once.
             Ok(Broadcast::Resync) => self.resync().await,

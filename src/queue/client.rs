@@ -15,6 +15,7 @@ use super::job::{JobId, JobRecord, JobState};
 use super::keys::{KeyPrefix, Keys};
 use super::scripts::Scripts;
 use super::settings::QueueSettings;
+use super::subject::Subject;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -145,6 +146,12 @@ impl Queue {
         &self.inner.settings
     }
 
+    /// The shared connection pool, for the other users of the same Redis (websocket tickets,
+    /// quotas).
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
     pub fn redis_client(&self) -> &redis::Client {
         &self.inner.client
     }
@@ -181,30 +188,40 @@ impl Queue {
         Ok(())
     }
 
-    /// Creates a job and queues it, in one atomic step that also publishes its `queued` event.
+    /// Creates an anonymous job and queues it, in one atomic step that also publishes its `queued`
+    /// event.
     pub async fn enqueue(&self, payload: &Value) -> QueueResult<JobId> {
         let ids = self.enqueue_batch(std::slice::from_ref(payload)).await?;
         Ok(ids[0])
     }
 
-    /// Creates one job per payload and queues them all in one atomic step: all or none.
+    /// Creates one anonymous job per payload and queues them all in one atomic step: all or none.
     pub async fn enqueue_batch(&self, payloads: &[Value]) -> QueueResult<Vec<JobId>> {
         let ids: Vec<JobId> = payloads.iter().map(|_| JobId::new()).collect();
-        self.enqueue_as(&ids, payloads).await?;
+        self.enqueue_as(&ids, payloads, &Subject::anonymous())
+            .await?;
         Ok(ids)
     }
 
-    /// [`Queue::enqueue_batch`] with ids the caller chose, so that after an error whose outcome
-    /// is unknown (see [`QueueError::is_unknown_outcome`]) it can ask whether they exist, or send
-    /// the same batch again: ids that exist already are left as they are.
-    pub async fn enqueue_as(&self, ids: &[JobId], payloads: &[Value]) -> QueueResult<()> {
+    /// Creates one job per payload, owned by `subject`, with ids the caller chose, so that after an
+    /// error whose outcome is unknown (see [`QueueError::is_unknown_outcome`]) it can ask whether
+    /// they exist, or send the same batch again: ids that exist already are left as they are.
+    pub async fn enqueue_as(
+        &self,
+        ids: &[JobId],
+        payloads: &[Value],
+        subject: &Subject,
+    ) -> QueueResult<()> {
         let keys = &self.inner.keys;
         let mut invocation = self.inner.scripts.enqueue.prepare_invoke();
         invocation
             .key(keys.waiting())
+            .key(keys.uploads_of(subject))
             .arg(self.inner.settings.max_attempts)
             .arg(self.now())
-            .arg(keys.events());
+            .arg(keys.events())
+            .arg(subject.field())
+            .arg(keys.job_prefix());
         for (id, payload) in ids.iter().zip(payloads) {
             invocation
                 .key(keys.job(id))
@@ -251,8 +268,9 @@ impl Queue {
             .collect())
     }
 
-    /// Cancels a queued, retrying or active job (an active job's worker is fenced off).
-    pub async fn cancel(&self, id: &JobId) -> QueueResult<CancelOutcome> {
+    /// Cancels a queued, retrying or active job of `subject` (an active job's worker is fenced
+    /// off). Another subject's job is `NotFound`, as an unknown one is.
+    pub async fn cancel(&self, id: &JobId, subject: &Subject) -> QueueResult<CancelOutcome> {
         let keys = &self.inner.keys;
         let mut conn = self.conn().await?;
         let (done, found): (i64, String) = self
@@ -266,6 +284,7 @@ impl Queue {
             .arg(self.now())
             .arg(self.inner.settings.failed_retention_secs * 1000)
             .arg(keys.events())
+            .arg(subject.field())
             .invoke_async(&mut conn)
             .await?;
         Ok(match (done, found_state(&found)?) {
@@ -275,8 +294,9 @@ impl Queue {
         })
     }
 
-    /// Puts a failed or cancelled job back in the queue with fresh attempts.
-    pub async fn resubmit(&self, id: &JobId) -> QueueResult<ResubmitOutcome> {
+    /// Puts a failed or cancelled job of `subject` back in the queue with fresh attempts. Another
+    /// subject's job is `NotFound`, as an unknown one is.
+    pub async fn resubmit(&self, id: &JobId, subject: &Subject) -> QueueResult<ResubmitOutcome> {
         let keys = &self.inner.keys;
         let mut conn = self.conn().await?;
         let answer: Vec<String> = self
@@ -288,6 +308,7 @@ impl Queue {
             .arg(id.to_string())
             .arg(self.now())
             .arg(keys.events())
+            .arg(subject.field())
             .invoke_async(&mut conn)
             .await?;
         Ok(match answer.as_slice() {

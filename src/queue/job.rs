@@ -8,6 +8,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::subject::Subject;
+
 /// A job id: a UUIDv7, so ids sort by creation time. Parsing rejects anything else, so a
 /// client-supplied id can never build an unexpected key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -112,6 +114,9 @@ fn num<T: FromStr>(h: &HashMap<String, String>, key: &str) -> Option<T> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobRecord {
     pub id: JobId,
+    /// Who uploaded it: the only caller who may see it.
+    #[serde(skip)]
+    pub subject: Subject,
     pub state: JobState,
     pub attempts: u32,
     pub max_attempts: u32,
@@ -146,6 +151,7 @@ impl JobRecord {
         let json = |v: Option<String>| v.and_then(|s| serde_json::from_str(&s).ok());
         Some(Self {
             id,
+            subject: Subject::from_field(h.remove("subject")),
             state,
             attempts: num(&h, "attempts").unwrap_or(0),
             max_attempts: num(&h, "max_attempts").unwrap_or(0),

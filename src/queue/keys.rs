@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::job::JobId;
+use super::subject::Subject;
 
 /// The `redis.key_prefix`, checked: non-empty and free of braces, so `{prefix}` is a hash tag
 /// Redis Cluster honours (it ignores `{}`, and a brace inside would end the tag early).
@@ -57,6 +58,21 @@ impl Keys {
     /// The job's record, a hash.
     pub fn job(&self, id: &JobId) -> String {
         format!("{}:job:{}", self.tag, id)
+    }
+
+    /// What the scripts prepend to an id to name its record (for ids they read from an index).
+    pub fn job_prefix(&self) -> String {
+        format!("{}:job:", self.tag)
+    }
+
+    /// The subject's uploads: a sorted set of job ids, all scored 0, so they sort by id, which is
+    /// by upload time (UUIDv7). Ids whose record expired are dropped lazily (see `enqueue.lua`
+    /// and `Queue::list`).
+    pub fn uploads_of(&self, subject: &Subject) -> String {
+        match subject.name() {
+            Some(name) => format!("{}:uploads:subject:{name}", self.tag),
+            None => format!("{}:uploads:anonymous", self.tag),
+        }
     }
 
     /// Ids waiting to be claimed: pushed on the left, claimed from the right (FIFO); recovered jobs

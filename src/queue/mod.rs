@@ -7,12 +7,16 @@
 //! a sorted set the scheduler promotes from) or `fail` (`failed`), each fenced by the lease. Each
 //! instance keeps a heartbeat; the reaper returns the jobs of instances whose heartbeat expired.
 //! Finished records expire after the configured retention. Every transition publishes one event.
+//!
+//! Each job belongs to a [`Subject`], kept in its record and in that subject's index of uploads
+//! (newest first, for listing); cancel and resubmit check it inside their scripts.
 
 mod backoff;
 mod client;
 mod clock;
 mod job;
 mod keys;
+mod listing;
 mod maintenance;
 mod pool;
 mod progress;
@@ -22,6 +26,7 @@ mod reconnect;
 mod scripts;
 mod server_check;
 mod settings;
+mod subject;
 mod worker_conn;
 
 pub use backoff::Backoff;
@@ -29,10 +34,12 @@ pub use client::{CancelOutcome, Depths, Queue, QueueError, QueueResult, Resubmit
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use job::{ErrorInfo, ErrorKind, InvalidJobId, JobError, JobEvent, JobId, JobRecord, JobState};
 pub use keys::{KeyPrefix, Keys};
+pub use listing::JobPage;
 pub use pool::{Handler, WorkerPool};
 pub use progress::Progress;
 pub use reaper::Recovered;
 pub(crate) use reconnect::ReconnectDelay;
 pub use server_check::{ServerCheckError, ServerReport};
 pub use settings::{QueueSettings, WorkerSettings};
+pub use subject::{InvalidSubject, Subject};
 pub use worker_conn::{Claim, Claimed, Settled, WorkerConn};

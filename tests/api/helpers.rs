@@ -26,6 +26,8 @@ pub struct TestApp {
 pub struct Process {
     /// `http://127.0.0.1:PORT`, or empty for a worker-only process.
     pub address: String,
+    /// Its authenticator, to reload tokens as SIGHUP would.
+    pub auth: Option<std::sync::Arc<pixdrop::auth::Authenticator>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -39,12 +41,14 @@ impl Process {
             .port()
             .map(|port| format!("http://127.0.0.1:{port}"))
             .unwrap_or_default();
+        let auth = Some(app.authenticator());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
         }));
         Self {
             address,
+            auth,
             stop: Some(tx),
             running: Some(running),
         }
@@ -110,6 +114,7 @@ impl TestApp {
             storage,
             process: Process {
                 address: String::new(),
+                auth: None,
                 stop: None,
                 running: None,
             },
@@ -134,6 +139,12 @@ impl TestApp {
     /// Stops gracefully, as SIGTERM would.
     pub async fn stop(&mut self) {
         self.process.stop().await;
+    }
+
+    /// Puts these settings' tokens in force, as SIGHUP does.
+    pub fn reload_auth(&self, settings: &Settings) {
+        let auth = self.process.auth.as_ref().expect("a running process");
+        auth.reload(&settings.auth).expect("reloads");
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -5,10 +5,13 @@ mod support;
 
 mod helpers;
 mod raw;
+mod socket;
 
+mod auth;
 mod errors;
 mod hostile;
 mod jobs;
+mod jwt;
 mod media;
 mod origins;
 mod page;

@@ -3,96 +3,15 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use pixdrop::app::Role;
-use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use serde_json::json;
+use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 use crate::helpers::{TestApp, jpeg};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Opens `/ws` (with `query`, e.g. `?job=ID`) on the process at `address` (`http://host:port`).
-async fn open(address: &str, query: &str) -> Socket {
-    let url = format!("{}/ws{query}", address.replacen("http", "ws", 1));
-    let (socket, response) = connect_async(url).await.expect("websocket opens");
-    assert_eq!(response.status(), 101);
-    socket
-}
-
-/// Tries to open `/ws`, expecting an HTTP refusal: its status and problem body.
-async fn refused_upgrade(address: &str) -> (u16, Value) {
-    let url = format!("{}/ws", address.replacen("http", "ws", 1));
-    let refused = connect_async(url).await.expect_err("the socket is refused");
-    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
-        panic!("refused with an HTTP answer: {refused:?}");
-    };
-    let body = serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
-    (response.status().as_u16(), body)
-}
-
-async fn send(socket: &mut Socket, message: Value) {
-    socket
-        .send(Message::text(message.to_string()))
-        .await
-        .unwrap();
-}
-
-/// The next JSON message, skipping pings; fails the test on close or after 30 s.
-async fn next(socket: &mut Socket) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let frame = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .expect("a message within 30 s")
-            .expect("the socket is open")
-            .expect("a valid frame");
-        match frame {
-            Message::Text(text) => return serde_json::from_str(&text).expect("JSON messages"),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
-}
-
-/// Every message about `id` until one says it is `state`; fails on messages about other jobs.
-async fn until_state(socket: &mut Socket, id: &str, state: &str) -> Vec<Value> {
-    let mut seen = Vec::new();
-    loop {
-        let message = next(socket).await;
-        assert_eq!(message["id"], id, "only the watched job: {message}");
-        let done = message["state"] == state;
-        seen.push(message);
-        if done {
-            return seen;
-        }
-    }
-}
-
-/// The close frame's code, reading past pings and any messages still queued.
-async fn close_code(socket: &mut Socket) -> CloseCode {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("closed within 10 s");
-        match frame {
-            Some(Ok(Message::Close(Some(close)))) => return close.code,
-            Some(Ok(Message::Close(None))) | None => panic!("closed without a code"),
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => panic!("socket failed instead of closing: {e}"),
-        }
-    }
-}
-
-fn versions(messages: &[Value]) -> Vec<u64> {
-    messages
-        .iter()
-        .map(|m| m["version"].as_u64().unwrap())
-        .collect()
-}
+use crate::socket::{Socket, close_code, next, open, refused_upgrade, send, until_state, versions};
 
 #[tokio::test]
 async fn a_socket_that_subscribes_after_the_job_finished_gets_its_final_snapshot() {
@@ -340,7 +259,7 @@ async fn a_socket_watches_no_more_jobs_than_its_limit() {
 async fn sockets_over_the_per_client_and_total_caps_are_refused_before_the_upgrade() {
     let app = TestApp::spawn_with(Role::HttpOnly, |s| s.websocket.max_sockets_per_client = 2).await;
     let held = [open(&app.address, "").await, open(&app.address, "").await];
-    let (status, body) = refused_upgrade(&app.address).await;
+    let (status, body) = refused_upgrade(&app.address, "", None).await;
     assert_eq!((status, &body["code"]), (429, &json!("too-many-sockets")));
     drop(held);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -348,7 +267,7 @@ async fn sockets_over_the_per_client_and_total_caps_are_refused_before_the_upgra
 
     let app = TestApp::spawn_with(Role::HttpOnly, |s| s.websocket.max_sockets = 1).await;
     let _held = open(&app.address, "").await;
-    let (status, body) = refused_upgrade(&app.address).await;
+    let (status, body) = refused_upgrade(&app.address, "", None).await;
     assert_eq!((status, &body["code"]), (503, &json!("unavailable")));
 }
 

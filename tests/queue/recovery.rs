@@ -1,8 +1,8 @@
 //! Jobs whose worker vanished come back: from dead instances (the reaper), from a live worker's own
 //! list after a lost reply, and a poison pill that keeps killing workers is failed, not looped.
 
-use pixdrop::queue::QueueSettings;
 use pixdrop::queue::{JobState, Queue, WorkerConn};
+use pixdrop::queue::{QueueSettings, Subject};
 use redis::AsyncCommands;
 use serde_json::json;
 
@@ -55,7 +55,7 @@ async fn a_job_that_kills_its_worker_too_often_fails_as_a_poison_pill() {
 
     // A retry by hand keeps the crash count: one more stall fails it again at once, so a file
     // that crashes workers cannot be looped through them forever.
-    queue.resubmit(&id).await.unwrap();
+    queue.resubmit(&id, &Subject::anonymous()).await.unwrap();
     let record = queue.job(&id).await.unwrap().unwrap();
     assert_eq!((record.state, record.stalls), (JobState::Queued, 3));
     let (_conn, _job) = claim(&queue, "victim4/0").await;

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use pixdrop::queue::QueueSettings;
 use pixdrop::queue::{
     Claimed, Handler, JobError, JobState, ManualClock, Progress, ResubmitOutcome, Settled,
     WorkerPool,
 };
+use pixdrop::queue::{QueueSettings, Subject};
 use serde_json::{Value, json};
 
 use crate::support::{TestRedis, eventually, quick_settings, workers};
@@ -109,7 +109,10 @@ async fn a_failed_job_can_be_resubmitted_with_fresh_attempts() {
     conn.fail(&job, &JobError::permanent("corrupt-image", "bad"))
         .await
         .unwrap();
-    assert_eq!(queue.resubmit(&id).await.unwrap(), ResubmitOutcome::Queued);
+    assert_eq!(
+        queue.resubmit(&id, &Subject::anonymous()).await.unwrap(),
+        ResubmitOutcome::Queued
+    );
     let record = queue.job(&id).await.unwrap().unwrap();
     assert_eq!(
         (record.state, record.attempts, record.error),
@@ -121,7 +124,7 @@ async fn a_failed_job_can_be_resubmitted_with_fresh_attempts() {
         (id, 1, json!({"n": 1}))
     );
     assert_eq!(
-        queue.resubmit(&id).await.unwrap(),
+        queue.resubmit(&id, &Subject::anonymous()).await.unwrap(),
         ResubmitOutcome::NotResubmittable(JobState::Active)
     );
 }

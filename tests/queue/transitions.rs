@@ -1,7 +1,7 @@
 //! Each transition of a job, driven one step at a time through `WorkerConn`.
 
 use pixdrop::queue::{
-    CancelOutcome, Claim, Claimed, JobError, JobState, Queue, Settled, WorkerConn,
+    CancelOutcome, Claim, Claimed, JobError, JobState, Queue, Settled, Subject, WorkerConn,
 };
 use redis::AsyncCommands;
 use serde_json::json;
@@ -177,7 +177,7 @@ async fn cancel_of_a_queued_job_takes_it_out_of_the_waiting_list() {
     let queue = redis.queue();
     let id = queue.enqueue(&json!({})).await.unwrap();
     assert_eq!(
-        queue.cancel(&id).await.unwrap(),
+        queue.cancel(&id, &Subject::anonymous()).await.unwrap(),
         CancelOutcome::Cancelled {
             was: JobState::Queued
         }
@@ -199,7 +199,7 @@ async fn cancel_of_an_active_job_fences_off_its_worker() {
     let id = queue.enqueue(&json!({})).await.unwrap();
     let (mut conn, job) = claim(&queue, "i/0").await;
     assert_eq!(
-        queue.cancel(&id).await.unwrap(),
+        queue.cancel(&id, &Subject::anonymous()).await.unwrap(),
         CancelOutcome::Cancelled {
             was: JobState::Active
         }
@@ -234,12 +234,12 @@ async fn cancel_of_a_finished_or_unknown_job_is_refused() {
     let (mut conn, job) = claim(&queue, "i/0").await;
     conn.ack(&job, &json!(1)).await.unwrap();
     assert_eq!(
-        queue.cancel(&id).await.unwrap(),
+        queue.cancel(&id, &Subject::anonymous()).await.unwrap(),
         CancelOutcome::Finished(JobState::Completed)
     );
     let unknown = pixdrop::queue::JobId::new();
     assert_eq!(
-        queue.cancel(&unknown).await.unwrap(),
+        queue.cancel(&unknown, &Subject::anonymous()).await.unwrap(),
         CancelOutcome::NotFound
     );
 }
@@ -250,7 +250,7 @@ async fn a_cancelled_id_still_in_the_waiting_list_is_skipped_not_run() {
     let redis = TestRedis::start();
     let queue = redis.queue();
     let id = queue.enqueue(&json!({})).await.unwrap();
-    queue.cancel(&id).await.unwrap();
+    queue.cancel(&id, &Subject::anonymous()).await.unwrap();
     let mut raw = redis.conn().await;
     raw.lpush::<_, _, ()>(queue.keys().waiting(), id.to_string())
         .await
@@ -277,7 +277,7 @@ async fn every_key_shares_one_hash_tag() {
         .await
         .unwrap();
     let (_c2, _j2) = claim(&queue, "i/0").await;
-    queue.cancel(&a).await.unwrap();
+    queue.cancel(&a, &Subject::anonymous()).await.unwrap();
     queue.reap_dead().await.unwrap();
     let keys: Vec<String> = redis.conn().await.keys("*").await.unwrap();
     assert!(keys.len() >= 4, "{keys:?}");

@@ -22,6 +22,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::body::{BodyLimits, BodyWatch, GuardedBody};
+use super::caller::Caller;
 use super::gate::Busy;
 use super::problem::Problem;
 use super::settings::UploadSettings;
@@ -36,6 +37,7 @@ use refusal::{body_too_large, check_free_space, in_words, refusal, storage_error
 const FILE_FIELDS: [&str; 2] = ["file", "media"];
 
 pub async fn upload(
+    caller: Caller,
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
@@ -94,7 +96,11 @@ pub async fn upload(
         .into_iter()
         .filter_map(CommittedOriginal::keep)
         .collect();
-    if let Err(e) = state.queue.enqueue_as(&ids, &payloads).await {
+    if let Err(e) = state
+        .queue
+        .enqueue_as(&ids, &payloads, &caller.0.subject)
+        .await
+    {
         match enqueued_after_all(&state, &ids, &e).await {
             Some(true) => {
                 tracing::warn!(error = %e, "the enqueue's answer was lost, but it took effect")
@@ -130,7 +136,7 @@ pub async fn upload(
             })
         })
         .collect();
-    tracing::info!(jobs = ids.len(), "upload accepted");
+    tracing::info!(jobs = ids.len(), subject = %caller.0.subject, "upload accepted");
     Ok(HttpResponse::Accepted()
         .insert_header(("Location", format!("/jobs/{}", ids[0])))
         .json(json!({ "jobs": answers })))

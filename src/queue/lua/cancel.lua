@@ -2,9 +2,12 @@
 -- schedule; an active one stays with its worker, whose next ack or fail is then refused (fenced).
 -- KEYS[1]: the job hash   KEYS[2]: the waiting list   KEYS[3]: the retry schedule
 -- ARGV[1]: job id   ARGV[2]: now (ms)   ARGV[3]: retention (ms)   ARGV[4]: events channel
+-- ARGV[5]: the caller's subject ('' for anonymous)
 -- Returns: {1, previous state} cancelled; {0, state} not cancellable (finished); {0, 'missing'}
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {0, 'missing'} end
+-- (no record, or another subject's job: the two are told apart by no one)
+local found = redis.call('HMGET', KEYS[1], 'state', 'subject')
+local state = found[1]
+if not state or (found[2] or '') ~= ARGV[5] then return {0, 'missing'} end
 if state == 'queued' then
   redis.call('LREM', KEYS[2], 1, ARGV[1])
 elseif state == 'retrying' then

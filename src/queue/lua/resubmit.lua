@@ -3,9 +3,12 @@
 -- hand cannot loop a poison pill through the workers forever.
 -- KEYS[1]: the job hash   KEYS[2]: the waiting list
 -- ARGV[1]: job id   ARGV[2]: now (ms)   ARGV[3]: events channel
--- Returns: {1} queued again; {0, state} not failed or cancelled; {0, 'missing'}
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {0, 'missing'} end
+-- ARGV[4]: the caller's subject ('' for anonymous)
+-- Returns: {1} queued again; {0, state} not failed or cancelled; {0, 'missing'} (no record, or
+-- another subject's job)
+local found = redis.call('HMGET', KEYS[1], 'state', 'subject')
+local state = found[1]
+if not state or (found[2] or '') ~= ARGV[4] then return {0, 'missing'} end
 if state ~= 'failed' and state ~= 'cancelled' then return {0, state} end
 redis.call('PERSIST', KEYS[1])
 redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0, 'progress', 0,
