@@ -15,6 +15,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tokio::sync::watch;
 
+use crate::auth::quotas::Quotas;
 use crate::auth::signing::UrlSigner;
 use crate::auth::tickets::Tickets;
 use crate::auth::{AuthMode, Authenticator};
@@ -96,6 +97,11 @@ impl Application {
                 queue: queue.clone(),
                 storage: storage.clone(),
                 media: media_access(settings)?,
+                quotas: Quotas::new(
+                    queue.pool().clone(),
+                    &settings.redis.key_prefix()?,
+                    &settings.quotas,
+                ),
                 uploads: settings.uploads.clone(),
                 uploads_gate: Gate::new(
                     settings.uploads.max_concurrent,

@@ -12,6 +12,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::auth::AuthSettings;
+use crate::auth::quotas::QuotaSettings;
 use crate::http::settings::{MediaSettings, ServerSettings, UploadSettings, WebSocketSettings};
 use crate::pipeline::{Limits, VariantSpec};
 use crate::queue::{QueueSettings, WorkerSettings};
@@ -25,6 +26,8 @@ pub struct Settings {
     pub server: ServerSettings,
     /// Who may call, and how they prove it.
     pub auth: AuthSettings,
+    /// What each signed-in subject may use.
+    pub quotas: QuotaSettings,
     pub redis: RedisSettings,
     pub workers: WorkerSettings,
     pub queue: QueueSettings,
@@ -43,6 +46,7 @@ impl Default for Settings {
         Self {
             server: ServerSettings::default(),
             auth: AuthSettings::default(),
+            quotas: QuotaSettings::default(),
             redis: RedisSettings::default(),
             workers: WorkerSettings::default(),
             queue: QueueSettings::default(),

@@ -5,10 +5,12 @@
 //! [`Authenticator::reload`] (SIGHUP), so revoking a token needs no restart.
 //!
 //! Media URLs handed to a job's owner are signed (`signing.rs`); a browser's websocket signs in
-//! with a single-use ticket (`tickets.rs`).
+//! with a single-use ticket (`tickets.rs`). Each subject's uploads, stored bytes and open sockets
+//! are bounded across instances (`quotas.rs`).
 //!
 //! This module knows nothing of HTTP: `http::caller` reads the header and answers refusals.
 
+pub mod quotas;
 pub mod settings;
 pub mod signing;
 pub mod tickets;

@@ -33,6 +33,8 @@ use settings::UploadSettings;
 pub struct AppState {
     pub queue: Queue,
     pub storage: Storage,
+    /// Each subject's uploads, stored bytes and sockets.
+    pub quotas: crate::auth::quotas::Quotas,
     /// How the media URLs handed out are made, and checked when they come back.
     pub media: media::MediaAccess,
     pub uploads: UploadSettings,

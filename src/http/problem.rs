@@ -125,3 +125,44 @@ impl From<crate::queue::QueueError> for Problem {
         Self::unavailable("the job store is unreachable; nothing was changed, try again shortly")
     }
 }
+
+impl From<crate::auth::quotas::OverQuota> for Problem {
+    fn from(over: crate::auth::quotas::OverQuota) -> Self {
+        use crate::auth::quotas::OverQuota;
+        match over {
+            OverQuota::UploadRate { limit, retry_after } => {
+                let secs = retry_after.as_secs_f64().ceil().max(1.0) as u32;
+                Self {
+                    retry_after: Some(secs),
+                    ..Self::too_many_requests(
+                        "upload-quota",
+                        format!(
+                            "at most {limit} files a minute may be uploaded; try again in {secs} s"
+                        ),
+                    )
+                }
+            }
+            OverQuota::StoredBytes { used, limit } => Self::new(
+                StatusCode::FORBIDDEN,
+                "storage-quota",
+                format!(
+                    "this upload would pass your storage quota ({used} of {limit} bytes used); \
+                     delete uploads to make room"
+                ),
+            ),
+            OverQuota::Sockets { limit } => Self::too_many_requests(
+                "socket-quota",
+                format!(
+                    "at most {limit} live sockets may be open at once; one socket can watch many jobs"
+                ),
+            ),
+        }
+    }
+}
+
+impl From<crate::auth::quotas::QuotaError> for Problem {
+    fn from(e: crate::auth::quotas::QuotaError) -> Self {
+        tracing::warn!(error = %e, "cannot check a quota");
+        Self::unavailable("quotas cannot be checked now (Redis is unavailable); try again shortly")
+    }
+}

@@ -39,6 +39,7 @@ use super::problem::Problem;
 use super::rate::TokenBucket;
 use super::settings::WebSocketSettings;
 use super::view::JobView;
+use crate::auth::quotas::SocketPlace;
 use crate::auth::tickets::{TICKET_TTL, Tickets};
 use crate::auth::{AuthError, Authenticator, Credential};
 use crate::events::{Broadcast, EventHub, stopped};
@@ -168,6 +169,12 @@ pub async fn connect(
                 ),
             ),
         })?;
+    let quota_place = state
+        .quotas
+        .take_socket(&credential.subject)
+        .await
+        .map_err(Problem::from)?
+        .map_err(Problem::from)?;
     let (response, session, messages) = actix_ws::handle(&req, body)?;
     let limit = live.settings.max_message_bytes;
     let messages = messages
@@ -180,6 +187,7 @@ pub async fn connect(
         media: state.media.clone(),
         subject: credential.subject,
         expires_at: credential.expires_at,
+        quota_place,
         rate: TokenBucket::new(live.settings.max_messages_per_sec),
         refused_in_a_row: 0,
         settings: live.settings.clone(),
@@ -201,6 +209,8 @@ struct Socket {
     subject: Subject,
     /// When its credential lapses (Unix seconds): the socket closes then.
     expires_at: Option<u64>,
+    /// Its place in the subject's socket quota, renewed while open and given back at the end.
+    quota_place: SocketPlace,
     settings: WebSocketSettings,
     /// The jobs this socket watches, each with the version last sent; `None` until a snapshot
     /// showed the job is the subject's: no event of it is sent before.
@@ -263,6 +273,8 @@ impl Socket {
         let mut resync_at = None;
         let expiry = credential_expiry(self.expires_at);
         tokio::pin!(expiry);
+        let mut renew = tokio::time::interval(SocketPlace::RENEW_EVERY);
+        renew.reset();
         while end.is_none() {
             let step = tokio::select! {
                 message = messages.recv() => self.on_message(message).await,
@@ -283,6 +295,10 @@ impl Socket {
                 }
                 _ = ping.tick() => self.on_ping_tick().await,
                 () = &mut expiry => Err(End::Close(CloseCode::Policy, "credential expired")),
+                _ = renew.tick() => {
+                    self.quota_place.renew().await;
+                    Ok(())
+                }
                 _ = stopped(&mut stop) => Err(End::Close(CloseCode::Away, "pixdrop is shutting down")),
             };
             end = step.err();
@@ -294,6 +310,7 @@ impl Socket {
             };
             let _ = self.session.close(Some(reason)).await;
         }
+        self.quota_place.give_back().await;
     }
 
     async fn on_message(

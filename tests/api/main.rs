@@ -15,5 +15,6 @@ mod jwt;
 mod media;
 mod origins;
 mod page;
+mod quotas;
 mod upload;
 mod ws;

@@ -29,7 +29,8 @@ pub async fn open_with_token(address: &str, query: &str, token: &str) -> Socket 
     socket
 }
 
-fn request(
+/// The upgrade request for `/ws{query}`, with a bearer token if given.
+pub fn request(
     address: &str,
     query: &str,
     token: Option<&str>,

@@ -63,18 +63,30 @@ pub async fn upload(
             ),
         })?;
     check_free_space(&state, length.unwrap_or(0))?;
+    let subject = &caller.0.subject;
+    // A subject out of uploads for this minute is told so before it sends a byte more.
+    state.quotas.upload_room(subject).await??;
 
     let received = receive_parts(req.headers(), body, &state.storage, limits).await?;
+    let files = received.len() as u64;
+    let bytes: u64 = received.iter().map(|file| file.staged.bytes()).sum();
+    state.quotas.take_bytes(subject, bytes).await??;
+    if let Err(over) = state.quotas.take_uploads(subject, files).await? {
+        state.quotas.refund(subject, 0, bytes).await?;
+        return Err(over.into());
+    }
 
     // Every part is whole and acceptable: put each under its content's key.
     let mut committed = Vec::with_capacity(received.len());
     let mut jobs = Vec::with_capacity(received.len());
     for file in received {
-        let original = file
-            .staged
-            .commit(file.format)
-            .await
-            .map_err(storage_error)?;
+        let original = match file.staged.commit(file.format).await {
+            Ok(original) => original,
+            Err(e) => {
+                state.quotas.refund(subject, files, bytes).await?;
+                return Err(storage_error(e));
+            }
+        };
         jobs.push(ImageJob {
             original: original.key.clone(),
             filename: file.filename,
@@ -96,16 +108,15 @@ pub async fn upload(
         .into_iter()
         .filter_map(CommittedOriginal::keep)
         .collect();
-    if let Err(e) = state
-        .queue
-        .enqueue_as(&ids, &payloads, &caller.0.subject)
-        .await
-    {
+    if let Err(e) = state.queue.enqueue_as(&ids, &payloads, subject).await {
         match enqueued_after_all(&state, &ids, &e).await {
             Some(true) => {
                 tracing::warn!(error = %e, "the enqueue's answer was lost, but it took effect")
             }
             Some(false) => {
+                if let Err(e) = state.quotas.refund(subject, files, bytes).await {
+                    tracing::warn!(error = %e, "could not give back a refused upload's quota");
+                }
                 for key in &created {
                     if let Err(e) = state.storage.delete(key).await {
                         tracing::warn!(error = %e, %key, "could not remove a refused upload");
