@@ -1,4 +1,5 @@
 // pixdrop's HTTP API as the page uses it: job requests, and problem+json errors turned into words.
+import { authHeaders } from './session.js';
 
 export function parseJson(text) {
   try {
@@ -18,7 +19,7 @@ export function problemDetail(body, status, statusText) {
 /** Resolves to `{ status, ok, body }`, never rejects: status 0 means no answer at all. */
 async function request(method, url) {
   try {
-    const response = await fetch(url, { method, headers: { Accept: 'application/json' } });
+    const response = await fetch(url, { method, headers: { Accept: 'application/json', ...authHeaders() } });
     const body = parseJson(await response.text());
     return { status: response.status, ok: response.ok, body };
   } catch {
@@ -35,3 +36,6 @@ export const cancelJob = (id) => request('DELETE', jobUrl(id));
 export const retryJob = (id) => request('POST', `${jobUrl(id)}/retry`);
 
 export const jobStatus = (id) => request('GET', jobUrl(id));
+
+/** 200 with `{ jobs, next }`: the signed-in caller's latest jobs, newest first. */
+export const myJobs = (limit) => request('GET', `/jobs?limit=${limit}`);

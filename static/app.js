@@ -1,11 +1,13 @@
 // The pixdrop page: takes photos by drop, picker or paste, checks them against the server's
 // limits, uploads them (uploads.js), follows each job over the page's one websocket (socket.js)
 // until its WebP variants are ready, and shows every file as a row (rows.js). This file holds the
-// page's state and wires those parts to each other and to the document.
-import { cancelJob, jobStatus, problemDetail, retryJob } from './api.js';
+// page's state and wires those parts to each other and to the document. Where pixdrop requires
+// sign-in it first asks for a token (session.js), then shows the uploads the caller already has.
+import { cancelJob, jobStatus, myJobs, problemDetail, retryJob } from './api.js';
 import { UNFINISHED, errorText, isStale, mergeEvent } from './jobs.js';
 import { formatNames, limits, limitsLoaded, refusal } from './limits.js';
 import { Row, view } from './rows.js';
+import { authHeaders, signOut, useToken, whoAmI } from './session.js';
 import { JobSocket } from './socket.js';
 import { Uploads } from './uploads.js';
 import { formatBytes, listWords, plural } from './words.js';
@@ -16,6 +18,14 @@ const POLL_MS = 2_000;
 const $ = (id) => document.getElementById(id);
 const ui = {
   card: $('card'),
+  drop: $('drop'),
+  who: $('who'),
+  whoName: $('who-name'),
+  signOut: $('sign-out'),
+  signin: $('signin'),
+  signinForm: $('signin-form'),
+  token: $('token'),
+  signinError: $('signin-error'),
   picker: $('picker'),
   limits: $('limits'),
   uploads: $('uploads'),
@@ -111,6 +121,18 @@ function addFiles(files) {
   });
 }
 
+/** Gives `item` its row, at the end of the list. */
+function show(item) {
+  items.set(item.key, item);
+  item.row = new Row(item, {
+    cancel: () => cancel(item),
+    retry: () => retry(item),
+    remove: () => remove(item),
+  });
+  ui.files.append(item.row.li);
+  render(item);
+}
+
 function addFile(file) {
   const item = new Item(file, nextKey++);
   const why = refusal(file);
@@ -120,14 +142,7 @@ function addFile(file) {
   } else {
     item.preview = URL.createObjectURL(file);
   }
-  items.set(item.key, item);
-  item.row = new Row(item, {
-    cancel: () => cancel(item),
-    retry: () => retry(item),
-    remove: () => remove(item),
-  });
-  ui.files.append(item.row.li);
-  render(item);
+  show(item);
   if (why) announce(why);
   else uploads.add(item);
 }
@@ -424,6 +439,76 @@ window.addEventListener('beforeunload', (event) => {
   if (uploads.busy) event.preventDefault();
 });
 
+// ---- Sign-in and the uploads the caller already has ----
+
+/** How many of the caller's latest jobs the page shows after a reload. */
+const RESTORED = 50;
+
+/** A row for a job uploaded earlier (before a reload, or from another tab). */
+function restore(job) {
+  const original = job.original || {};
+  const item = new Item({ name: original.filename || job.id, size: original.bytes || 0 }, nextKey++);
+  item.phase = 'job';
+  item.jobId = job.id;
+  item.job = job;
+  itemsByJob.set(job.id, item);
+  show(item);
+  if (UNFINISHED.has(job.state)) follow(item);
+}
+
+async function restoreUploads() {
+  const { ok, body } = await myJobs(RESTORED);
+  if (!ok || !body || !Array.isArray(body.jobs)) return;
+  // Oldest first, as uploads are added: the newest ends up last, where a new one would go.
+  for (const job of [...body.jobs].reverse()) {
+    if (!itemsByJob.has(job.id)) restore(job);
+  }
+  updateSummary();
+}
+
+function showSignIn(reason) {
+  ui.signin.hidden = false;
+  ui.drop.hidden = true;
+  ui.who.hidden = true;
+  ui.signinError.textContent = reason || '';
+  ui.token.focus();
+}
+
+/** Asks who the page is signed in as, and shows the page for them (or the sign-in step). */
+async function start() {
+  const { status, body } = await whoAmI();
+  if (status === 401) {
+    // A token the server refuses (revoked, expired) is dropped, and the reason shown.
+    const hadToken = Object.keys(authHeaders()).length > 0;
+    if (hadToken) signOut();
+    showSignIn(hadToken ? problemDetail(body, status) : '');
+    return;
+  }
+  ui.signin.hidden = true;
+  ui.drop.hidden = false;
+  if (body && body.subject) {
+    ui.whoName.textContent = body.subject;
+    ui.who.hidden = false;
+    await restoreUploads();
+  }
+  socket.connect();
+}
+
+ui.signinForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const token = ui.token.value.trim();
+  if (!token) return;
+  useToken(token);
+  ui.token.value = '';
+  start();
+});
+
+ui.signOut.addEventListener('click', () => {
+  signOut();
+  // Nothing of the last caller stays on screen or on the socket.
+  location.reload();
+});
+
 // ---- Start ----
 
 limitsLoaded.then(() => {
@@ -435,4 +520,4 @@ limitsLoaded.then(() => {
     ui.variantsNote.textContent = `Each photo becomes WebP: ${listWords(sizes, 'and')}.`;
   }
 });
-socket.connect();
+start();

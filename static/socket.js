@@ -1,6 +1,8 @@
 // The page's one websocket to /ws. It reconnects by itself with jittered exponential backoff and
 // then resubscribes to every unfinished job: the server answers each subscription with a snapshot,
-// so whatever happened while the socket was down is recovered.
+// so whatever happened while the socket was down is recovered. Where sign-in is on, each connection
+// opens with a fresh single-use ticket.
+import { socketTicket } from './session.js';
 
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 10_000;
@@ -20,6 +22,7 @@ export class JobSocket {
     this.openedAt = 0;
     this.attempt = 0;
     this.timer = null;
+    this.connecting = false;
     // Coming back online is a better moment to retry than the backoff's next tick.
     window.addEventListener('online', () => {
       if (!this.ws) {
@@ -29,11 +32,17 @@ export class JobSocket {
     });
   }
 
-  connect() {
+  async connect() {
     clearTimeout(this.timer);
     this.timer = null;
+    // Fetching a ticket takes a moment, in which nothing else may start a second socket.
+    if (this.connecting) return;
+    this.connecting = true;
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(`${scheme}//${location.host}/ws`);
+    const ticket = await socketTicket();
+    this.connecting = false;
+    const query = ticket ? `?ticket=${encodeURIComponent(ticket)}` : '';
+    const ws = new WebSocket(`${scheme}//${location.host}/ws${query}`);
     this.ws = ws;
     this.onState(this.attempt ? 'reconnecting' : 'connecting', 'Connecting for live updates');
     ws.addEventListener('open', () => {

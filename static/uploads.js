@@ -1,6 +1,7 @@
 // Sending files: one XMLHttpRequest per file, because fetch cannot report upload progress; a few
 // at once, the rest waiting their turn in the order they were added.
 import { parseJson, problemDetail } from './api.js';
+import { authHeaders } from './session.js';
 
 // A few at once keep the pipe full without starving each other of bandwidth.
 const PARALLEL = 3;
@@ -54,6 +55,7 @@ export class Uploads {
     this.running += 1;
     xhr.open('POST', '/upload');
     xhr.setRequestHeader('Accept', 'application/json');
+    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
     xhr.upload.addEventListener('progress', (event) => {
       item.sent = event.loaded;
       if (event.lengthComputable) item.total = event.total;

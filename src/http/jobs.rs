@@ -101,6 +101,15 @@ pub async fn list(
     query: web::Query<Vec<(String, String)>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
+    if caller.0.subject.name().is_none() {
+        // Without sign-in every caller is the one anonymous subject: its list is everyone's.
+        return Err(Problem::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "listing-needs-sign-in",
+            "listing uploads needs sign-in (auth.mode = \"tokens\" or \"jwt\"): without it \
+             every caller is the same anonymous subject, and the list would show everyone's uploads",
+        ));
+    }
     let mut states = Vec::new();
     let mut limit = DEFAULT_PAGE;
     let mut cursor = None;

@@ -405,3 +405,22 @@ async fn a_ticket_opens_one_socket_once_on_either_instance() {
     let (status, _) = refused_upgrade(&app.address, "", Some("pxd_wrong")).await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn without_sign_in_there_is_no_list_of_everyones_uploads() {
+    let app = TestApp::spawn(Role::HttpOnly).await;
+    let anyone = As {
+        app: &app,
+        token: None,
+    };
+    anyone.upload_ok(1).await;
+    let response = anyone.get("/jobs").await;
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "listing-needs-sign-in");
+    let me = anyone.json("/me").await;
+    assert_eq!(
+        me,
+        json!({ "subject": null, "auth": "off", "expires_at": null })
+    );
+}
