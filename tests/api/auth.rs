@@ -35,7 +35,18 @@ pub struct As<'a> {
     pub token: Option<&'a str>,
 }
 
-impl As<'_> {
+impl<'a> As<'a> {
+    pub fn new(app: &'a TestApp, token: &'a str) -> Self {
+        Self {
+            app,
+            token: Some(token),
+        }
+    }
+
+    pub fn anonymous(app: &'a TestApp) -> Self {
+        Self { app, token: None }
+    }
+
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let request = self.app.client.request(method, self.app.url(path));
         match self.token {
@@ -129,10 +140,7 @@ fn never_existed() -> String {
 async fn with_sign_in_on_every_route_that_acts_for_someone_answers_401_with_a_challenge() {
     // The page, its static files, the limits and health stay open; nothing else does.
     let app = TestApp::spawn_with(Role::HttpOnly, with_tokens).await;
-    let nobody = As {
-        app: &app,
-        token: None,
-    };
+    let nobody = As::anonymous(&app);
     let id = never_existed();
     let refused = [
         nobody.upload(1).await,
@@ -172,20 +180,14 @@ async fn with_sign_in_on_every_route_that_acts_for_someone_answers_401_with_a_ch
 #[tokio::test]
 async fn unknown_tokens_other_schemes_and_revoked_tokens_are_refused() {
     let mut app = TestApp::spawn_with(Role::HttpOnly, with_tokens).await;
-    let alice = As {
-        app: &app,
-        token: Some(ALICE),
-    };
+    let alice = As::new(&app, ALICE);
     let me = alice.json("/me").await;
     assert_eq!(
         me,
         json!({ "subject": "alice", "auth": "tokens", "expires_at": null })
     );
 
-    let unknown = As {
-        app: &app,
-        token: Some("pxd_not-a-token-anyone-was-given"),
-    };
+    let unknown = As::new(&app, "pxd_not-a-token-anyone-was-given");
     let response = unknown.get("/me").await;
     assert_eq!(response.status(), 401);
     let challenge = response.headers()["www-authenticate"]
@@ -215,15 +217,9 @@ async fn unknown_tokens_other_schemes_and_revoked_tokens_are_refused() {
     let mut revoked = app.settings.clone();
     revoked.auth.tokens.retain(|entry| entry.subject != "bob");
     app.reload_auth(&revoked);
-    let bob = As {
-        app: &app,
-        token: Some(BOB),
-    };
+    let bob = As::new(&app, BOB);
     assert_eq!(bob.get("/me").await.status(), 401);
-    let alice = As {
-        app: &app,
-        token: Some(ALICE),
-    };
+    let alice = As::new(&app, ALICE);
     assert_eq!(alice.get("/me").await.status(), 200);
     app.stop().await;
 }
@@ -232,14 +228,8 @@ async fn unknown_tokens_other_schemes_and_revoked_tokens_are_refused() {
 async fn a_second_subject_never_reads_cancels_retries_lists_downloads_or_hears_anothers_job() {
     // HTTP only: Alice's job stays queued, so every action on it is possible for her.
     let app = TestApp::spawn_with(Role::HttpOnly, with_tokens).await;
-    let alice = As {
-        app: &app,
-        token: Some(ALICE),
-    };
-    let bob = As {
-        app: &app,
-        token: Some(BOB),
-    };
+    let alice = As::new(&app, ALICE);
+    let bob = As::new(&app, BOB);
     let id = alice.upload_ok(1).await.remove(0);
     let ghost = never_existed();
 
@@ -306,14 +296,8 @@ async fn a_second_subject_never_reads_cancels_retries_lists_downloads_or_hears_a
 #[tokio::test]
 async fn the_caller_lists_its_own_jobs_newest_first_a_page_at_a_time_filtered_by_state() {
     let app = TestApp::spawn_with(Role::HttpOnly, with_tokens).await;
-    let alice = As {
-        app: &app,
-        token: Some(ALICE),
-    };
-    let bob = As {
-        app: &app,
-        token: Some(BOB),
-    };
+    let alice = As::new(&app, ALICE);
+    let bob = As::new(&app, BOB);
     let mut ids = alice.upload_ok(3).await;
     ids.extend(alice.upload_ok(2).await);
     let bobs = bob.upload_ok(1).await;
@@ -375,10 +359,7 @@ async fn a_ticket_opens_one_socket_once_on_either_instance() {
     // Tickets live in Redis: one issued by this instance opens a socket on the other, once.
     let app = TestApp::spawn_with(Role::HttpOnly, with_tokens).await;
     let other = app.sibling(Role::HttpOnly).await;
-    let alice = As {
-        app: &app,
-        token: Some(ALICE),
-    };
+    let alice = As::new(&app, ALICE);
     let id = alice.upload_ok(1).await.remove(0);
 
     let ticket = alice.ticket().await;
@@ -409,10 +390,7 @@ async fn a_ticket_opens_one_socket_once_on_either_instance() {
 #[tokio::test]
 async fn without_sign_in_there_is_no_list_of_everyones_uploads() {
     let app = TestApp::spawn(Role::HttpOnly).await;
-    let anyone = As {
-        app: &app,
-        token: None,
-    };
+    let anyone = As::anonymous(&app);
     anyone.upload_ok(1).await;
     let response = anyone.get("/jobs").await;
     assert_eq!(response.status(), 403);

@@ -175,12 +175,7 @@ fn jwt_settings(settings: &mut Settings, jwks_url: &str) {
 }
 
 async fn me(app: &TestApp, token: &str) -> (u16, Value) {
-    let response = As {
-        app,
-        token: Some(token),
-    }
-    .get("/me")
-    .await;
+    let response = As::new(app, token).get("/me").await;
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
@@ -347,10 +342,7 @@ async fn a_socket_closes_when_its_token_expires() {
     let jwks = Jwks::serve(vec![key.jwk.clone()]).await;
     let app = TestApp::spawn_with(Role::HttpOnly, |s| jwt_settings(s, &jwks.url)).await;
     let short = key.sign(&claims_with(json!({ "exp": now() + 2 })));
-    let caller = As {
-        app: &app,
-        token: Some(&short),
-    };
+    let caller = As::new(&app, &short);
     let ticket = caller.ticket().await;
     let mut socket = open(&app.address, &format!("?ticket={ticket}")).await;
     let started = tokio::time::Instant::now();

@@ -79,10 +79,7 @@ async fn with_sign_in_on_media_urls_are_signed_private_and_refused_when_expired_
         s.media.signing_key = Some(hex::encode(SIGNING_KEY));
     })
     .await;
-    let alice = crate::auth::As {
-        app: &app,
-        token: Some(crate::auth::ALICE),
-    };
+    let alice = crate::auth::As::new(&app, crate::auth::ALICE);
     let id = alice.upload_ok(1).await.remove(0);
     let done = loop {
         let job = alice.json(&format!("/jobs/{id}")).await;
@@ -176,10 +173,7 @@ async fn media_public_keeps_plain_immutable_urls_with_sign_in_on() {
         s.media.public = true;
     })
     .await;
-    let alice = crate::auth::As {
-        app: &app,
-        token: Some(crate::auth::ALICE),
-    };
+    let alice = crate::auth::As::new(&app, crate::auth::ALICE);
     let id = alice.upload_ok(1).await.remove(0);
     let job = alice.json(&format!("/jobs/{id}")).await;
     let url = job["original"]["url"].as_str().unwrap();

@@ -19,31 +19,16 @@ async fn the_upload_quota_holds_across_two_instances_and_refuses_a_request_whole
     let sibling = app.sibling(Role::HttpOnly).await;
     let first_address = app.address.clone();
 
-    assert_eq!(
-        As {
-            app: &app,
-            token: Some(ALICE)
-        }
-        .upload(2)
-        .await
-        .status(),
-        202
-    );
+    assert_eq!(As::new(&app, ALICE).upload(2).await.status(), 202);
     app.address = sibling.address.clone();
-    let alice_there = As {
-        app: &app,
-        token: Some(ALICE),
-    };
+    let alice_there = As::new(&app, ALICE);
     // Two more would make four: refused whole, and taking nothing.
     let refused = alice_there.upload(2).await;
     assert_eq!(refused.status(), 429);
     assert_eq!(alice_there.upload(1).await.status(), 202);
 
     app.address = first_address;
-    let alice = As {
-        app: &app,
-        token: Some(ALICE),
-    };
+    let alice = As::new(&app, ALICE);
     let refused = alice.upload(1).await;
     assert_eq!(refused.status(), 429);
     let wait: u64 = refused.headers()["retry-after"]
@@ -59,16 +44,7 @@ async fn the_upload_quota_holds_across_two_instances_and_refuses_a_request_whole
         3
     );
     // Bob's minute is his own.
-    assert_eq!(
-        As {
-            app: &app,
-            token: Some(BOB)
-        }
-        .upload(1)
-        .await
-        .status(),
-        202
-    );
+    assert_eq!(As::new(&app, BOB).upload(1).await.status(), 202);
 }
 
 #[tokio::test]
@@ -80,36 +56,15 @@ async fn the_storage_quota_counts_every_instances_uploads() {
     })
     .await;
     let sibling = app.sibling(Role::HttpOnly).await;
-    assert_eq!(
-        As {
-            app: &app,
-            token: Some(ALICE)
-        }
-        .upload(1)
-        .await
-        .status(),
-        202
-    );
+    assert_eq!(As::new(&app, ALICE).upload(1).await.status(), 202);
     app.address = sibling.address.clone();
-    let alice = As {
-        app: &app,
-        token: Some(ALICE),
-    };
+    let alice = As::new(&app, ALICE);
     assert_eq!(alice.upload(1).await.status(), 202);
     let refused = alice.upload(1).await;
     assert_eq!(refused.status(), 403);
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["code"], "storage-quota");
-    assert_eq!(
-        As {
-            app: &app,
-            token: Some(BOB)
-        }
-        .upload(1)
-        .await
-        .status(),
-        202
-    );
+    assert_eq!(As::new(&app, BOB).upload(1).await.status(), 202);
 }
 
 #[tokio::test]
