@@ -63,6 +63,15 @@ impl AuthError {
     }
 }
 
+/// Redis could not be asked (tickets, quotas): nothing was taken or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("no redis connection available: {0}")]
+    Pool(#[from] deadpool_redis::PoolError),
+}
+
 /// Checks credentials as `[auth]` says; shared by every request.
 pub struct Authenticator {
     mode: AuthMode,

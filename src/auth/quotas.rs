@@ -4,16 +4,17 @@
 //! count against; the per-address limits of `[uploads]` and `[websocket]` bound them instead.
 //!
 //! Each check-and-take is one script (`lua/charge.lua`, `lua/socket_slot.lua`), so two instances
-//! charging the same subject at once cannot both slip under a limit. A socket's place lapses
-//! unless renewed, so a process that dies holding places frees them within a minute.
+//! charging the same subject at once cannot both slip under a limit, and an upload takes its files
+//! and its bytes together or not at all. A socket's place lapses unless renewed, so a process that
+//! dies holding places frees them within a minute.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Script;
 use serde::Deserialize;
 
+use super::StoreError;
 use crate::queue::{KeyPrefix, Subject};
-use crate::validate::Checks;
 
 /// The `[quotas]` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,12 +38,6 @@ impl Default for QuotaSettings {
     }
 }
 
-impl QuotaSettings {
-    pub fn check(&self, _checks: &mut Checks) {
-        // Every value is meaningful: 0 lifts the limit, any other bounds it.
-    }
-}
-
 /// A quota the request would pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OverQuota {
@@ -60,15 +55,7 @@ pub enum OverQuota {
     },
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum QuotaError {
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("no redis connection available: {0}")]
-    Pool(#[from] deadpool_redis::PoolError),
-}
-
-type QuotaResult<T> = Result<Result<T, OverQuota>, QuotaError>;
+type QuotaResult<T> = Result<Result<T, OverQuota>, StoreError>;
 
 /// How long a socket's place lasts unless renewed.
 const SOCKET_PLACE_LAPSE: Duration = Duration::from_secs(60);
@@ -88,7 +75,7 @@ impl Quotas {
     pub fn new(pool: deadpool_redis::Pool, prefix: &KeyPrefix, settings: &QuotaSettings) -> Self {
         Self {
             pool,
-            key_prefix: format!("{{{prefix}}}:quota:"),
+            key_prefix: format!("{}:quota:", prefix.tag()),
             settings: settings.clone(),
             charge: Script::new(include_str!("lua/charge.lua")),
             socket_slot: Script::new(include_str!("lua/socket_slot.lua")),
@@ -99,76 +86,89 @@ impl Quotas {
         format!("{}{what}:{name}", self.key_prefix)
     }
 
-    /// Takes `amount` from the allowance counted at `key` (a negative amount gives back); `Err`
-    /// with what is used and how long until the count starts afresh when it would pass `limit`.
-    async fn charge(
-        &self,
-        key: &str,
-        amount: i64,
-        limit: u64,
-        window: Option<Duration>,
-    ) -> Result<Result<(), (u64, Option<Duration>)>, QuotaError> {
+    /// Takes every charge, or none: `Err` with the first whose limit it would pass, what that
+    /// counter holds and how long until it starts afresh.
+    async fn charge(&self, charges: &[Charge]) -> Result<Result<(), Refused>, StoreError> {
+        if charges.is_empty() {
+            return Ok(Ok(()));
+        }
+        let mut invocation = self.charge.prepare_invoke();
+        for charge in charges {
+            invocation
+                .key(&charge.key)
+                .arg(charge.amount)
+                .arg(charge.limit)
+                .arg(charge.window.map_or(0, |w| w.as_millis() as u64));
+        }
         let mut conn = self.pool.get().await?;
-        let answer: Vec<i64> = self
-            .charge
-            .key(key)
-            .arg(amount)
-            .arg(limit)
-            .arg(window.map_or(0, |w| w.as_millis() as u64))
-            .invoke_async(&mut conn)
-            .await?;
+        let answer: Vec<i64> = invocation.invoke_async(&mut conn).await?;
         Ok(match answer.as_slice() {
-            [1, ..] => Ok(()),
-            [_, used, ttl] => Err((
-                (*used).max(0) as u64,
-                u64::try_from(*ttl).ok().map(Duration::from_millis),
-            )),
-            _ => Err((0, None)),
+            [0] => Ok(()),
+            [i, used, ttl] => Err(Refused {
+                kind: charges[(*i as usize).clamp(1, charges.len()) - 1].kind,
+                used: (*used).max(0) as u64,
+                ttl: u64::try_from(*ttl).ok().map(Duration::from_millis),
+            }),
+            _ => Err(Refused {
+                kind: charges[0].kind,
+                used: 0,
+                ttl: None,
+            }),
         })
+    }
+
+    /// The charges of an upload of `files` files and `bytes` bytes by `subject`, `sign` 1 to take
+    /// and -1 to give back: the bytes first, then the files, each only where it has a limit.
+    fn upload_charges(&self, subject: &Subject, files: u64, bytes: u64, sign: i64) -> Vec<Charge> {
+        let Some(name) = subject.name() else {
+            return Vec::new();
+        };
+        // Giving back never passes a limit.
+        let limit = |limit: u64| if sign < 0 { u64::MAX >> 1 } else { limit };
+        let mut charges = Vec::new();
+        if self.settings.stored_bytes > 0 {
+            charges.push(Charge {
+                kind: Allowance::Bytes,
+                key: self.key("bytes", name),
+                amount: sign * bytes as i64,
+                limit: limit(self.settings.stored_bytes),
+                window: None,
+            });
+        }
+        if self.settings.uploads_per_minute > 0 {
+            charges.push(Charge {
+                kind: Allowance::Uploads,
+                key: self.key("uploads", name),
+                amount: sign * files as i64,
+                limit: limit(self.settings.uploads_per_minute),
+                window: Some(UPLOAD_WINDOW),
+            });
+        }
+        charges
     }
 
     /// Whether `subject` may upload at least one more file this minute (nothing is taken).
     pub async fn upload_room(&self, subject: &Subject) -> QuotaResult<()> {
-        let (Some(name), limit @ 1..) = (subject.name(), self.settings.uploads_per_minute) else {
-            return Ok(Ok(()));
-        };
+        let mut charges = self.upload_charges(subject, 0, 0, 1);
+        charges.retain(|charge| charge.kind == Allowance::Uploads);
         // Nothing taken, against one less: refused exactly when the minute is used up.
-        let charged = self
-            .charge(
-                &self.key("uploads", name),
-                0,
-                limit - 1,
-                Some(UPLOAD_WINDOW),
-            )
-            .await?;
-        Ok(charged.map_err(|(_, ttl)| upload_rate(limit, ttl)))
+        for charge in &mut charges {
+            charge.limit -= 1;
+        }
+        Ok(self
+            .charge(&charges)
+            .await?
+            .map_err(|refused| refused.over(&self.settings)))
     }
 
-    /// Takes `files` uploads from `subject`'s minute.
-    pub async fn take_uploads(&self, subject: &Subject, files: u64) -> QuotaResult<()> {
-        let (Some(name), limit @ 1..) = (subject.name(), self.settings.uploads_per_minute) else {
-            return Ok(Ok(()));
-        };
-        let charged = self
-            .charge(
-                &self.key("uploads", name),
-                files as i64,
-                limit,
-                Some(UPLOAD_WINDOW),
-            )
-            .await?;
-        Ok(charged.map_err(|(_, ttl)| upload_rate(limit, ttl)))
-    }
-
-    /// Takes `bytes` from `subject`'s storage allowance.
-    pub async fn take_bytes(&self, subject: &Subject, bytes: u64) -> QuotaResult<()> {
-        let (Some(name), limit @ 1..) = (subject.name(), self.settings.stored_bytes) else {
-            return Ok(Ok(()));
-        };
-        let charged = self
-            .charge(&self.key("bytes", name), bytes as i64, limit, None)
-            .await?;
-        Ok(charged.map_err(|(used, _)| OverQuota::StoredBytes { used, limit }))
+    /// Takes an upload of `files` files and `bytes` bytes from `subject`'s allowances: both, or
+    /// neither when either would pass its limit.
+    pub async fn take_upload(&self, subject: &Subject, files: u64, bytes: u64) -> QuotaResult<()> {
+        let charges = self.upload_charges(subject, files, bytes, 1);
+        Ok(self
+            .charge(&charges)
+            .await?
+            .map_err(|refused| refused.over(&self.settings)))
     }
 
     /// Gives back what an upload that was not accepted after all had taken. Through the same
@@ -178,22 +178,9 @@ impl Quotas {
         subject: &Subject,
         files: u64,
         bytes: u64,
-    ) -> Result<(), QuotaError> {
-        let Some(name) = subject.name() else {
-            return Ok(());
-        };
-        if self.settings.uploads_per_minute > 0 && files > 0 {
-            let key = self.key("uploads", name);
-            let _ = self
-                .charge(&key, -(files as i64), u64::MAX >> 1, Some(UPLOAD_WINDOW))
-                .await?;
-        }
-        if self.settings.stored_bytes > 0 && bytes > 0 {
-            let key = self.key("bytes", name);
-            let _ = self
-                .charge(&key, -(bytes as i64), u64::MAX >> 1, None)
-                .await?;
-        }
+    ) -> Result<(), StoreError> {
+        let charges = self.upload_charges(subject, files, bytes, -1);
+        self.charge(&charges).await?.ok();
         Ok(())
     }
 
@@ -227,7 +214,7 @@ struct HeldPlace {
 }
 
 impl HeldPlace {
-    async fn call(&self, action: &str, limit: u64) -> Result<bool, QuotaError> {
+    async fn call(&self, action: &str, limit: u64) -> Result<bool, StoreError> {
         let now = now_ms();
         let mut conn = self.quotas.pool.get().await?;
         let done: i64 = self
@@ -269,10 +256,41 @@ impl SocketPlace {
     }
 }
 
-fn upload_rate(limit: u64, ttl: Option<Duration>) -> OverQuota {
-    OverQuota::UploadRate {
-        limit,
-        retry_after: ttl.unwrap_or(UPLOAD_WINDOW),
+/// The counted allowances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Allowance {
+    Uploads,
+    Bytes,
+}
+
+/// One amount to take from one counter.
+struct Charge {
+    kind: Allowance,
+    key: String,
+    amount: i64,
+    limit: u64,
+    window: Option<Duration>,
+}
+
+/// The charge a counter refused.
+struct Refused {
+    kind: Allowance,
+    used: u64,
+    ttl: Option<Duration>,
+}
+
+impl Refused {
+    fn over(self, settings: &QuotaSettings) -> OverQuota {
+        match self.kind {
+            Allowance::Uploads => OverQuota::UploadRate {
+                limit: settings.uploads_per_minute,
+                retry_after: self.ttl.unwrap_or(UPLOAD_WINDOW),
+            },
+            Allowance::Bytes => OverQuota::StoredBytes {
+                used: self.used,
+                limit: settings.stored_bytes,
+            },
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::Credential;
+use super::{Credential, StoreError};
 use crate::queue::{KeyPrefix, Subject};
 
 pub const TICKET_TTL: Duration = Duration::from_secs(30);
@@ -30,19 +30,11 @@ pub struct Tickets {
     key_prefix: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TicketError {
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("no redis connection available: {0}")]
-    Pool(#[from] deadpool_redis::PoolError),
-}
-
 impl Tickets {
     pub fn new(pool: deadpool_redis::Pool, prefix: &KeyPrefix) -> Self {
         Self {
             pool,
-            key_prefix: format!("{{{prefix}}}:ws-ticket:"),
+            key_prefix: format!("{}:ws-ticket:", prefix.tag()),
         }
     }
 
@@ -51,7 +43,7 @@ impl Tickets {
     }
 
     /// A fresh ticket for `credential`.
-    pub async fn issue(&self, credential: &Credential) -> Result<String, TicketError> {
+    pub async fn issue(&self, credential: &Credential) -> Result<String, StoreError> {
         let bytes: [u8; 32] = rand::random();
         let ticket = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
         let stored = Stored {
@@ -68,7 +60,7 @@ impl Tickets {
 
     /// The credential `ticket` was issued for, taking it: `None` when it is unknown, used or
     /// expired.
-    pub async fn redeem(&self, ticket: &str) -> Result<Option<Credential>, TicketError> {
+    pub async fn redeem(&self, ticket: &str) -> Result<Option<Credential>, StoreError> {
         // Bounded before it reaches Redis: a real ticket is 43 characters.
         if ticket.is_empty() || ticket.len() > 128 {
             return Ok(None);

@@ -160,8 +160,8 @@ impl From<crate::auth::quotas::OverQuota> for Problem {
     }
 }
 
-impl From<crate::auth::quotas::QuotaError> for Problem {
-    fn from(e: crate::auth::quotas::QuotaError) -> Self {
+impl From<crate::auth::StoreError> for Problem {
+    fn from(e: crate::auth::StoreError) -> Self {
         tracing::warn!(error = %e, "cannot check a quota");
         Self::unavailable("quotas cannot be checked now (Redis is unavailable); try again shortly")
     }

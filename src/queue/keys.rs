@@ -24,6 +24,13 @@ impl KeyPrefix {
     }
 }
 
+impl KeyPrefix {
+    /// `{prefix}`, braces included: what every key of pixdrop starts with.
+    pub fn tag(&self) -> String {
+        format!("{{{}}}", self.0)
+    }
+}
+
 impl fmt::Display for KeyPrefix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -44,7 +51,7 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(prefix: &KeyPrefix) -> Self {
-        let tag = format!("{{{prefix}}}");
+        let tag = prefix.tag();
         Self {
             waiting: format!("{tag}:waiting"),
             retrying: format!("{tag}:retrying"),

@@ -70,11 +70,7 @@ pub async fn upload(
     let received = receive_parts(req.headers(), body, &state.storage, limits).await?;
     let files = received.len() as u64;
     let bytes: u64 = received.iter().map(|file| file.staged.bytes()).sum();
-    state.quotas.take_bytes(subject, bytes).await??;
-    if let Err(over) = state.quotas.take_uploads(subject, files).await? {
-        state.quotas.refund(subject, 0, bytes).await?;
-        return Err(over.into());
-    }
+    state.quotas.take_upload(subject, files, bytes).await??;
 
     // Every part is whole and acceptable: put each under its content's key.
     let mut committed = Vec::with_capacity(received.len());
