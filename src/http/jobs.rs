@@ -115,12 +115,18 @@ pub async fn list(
     let mut cursor = None;
     for (key, value) in query.iter() {
         match key.as_str() {
-            "state" => states.push(value.parse::<JobState>().map_err(|_| {
-                Problem::bad_request(
-                    "bad-query",
-                    format!("state={value:?} is not one of queued, active, retrying, completed, failed, cancelled"),
-                )
-            })?),
+            "state" => {
+                let wanted = value.parse::<JobState>().map_err(|_| {
+                    let states = "queued, active, retrying, completed, failed, cancelled";
+                    let detail = format!("state={value:?} is not one of {states}");
+                    Problem::bad_request("bad-query", detail)
+                })?;
+                // Each state once, however often it is asked for: the filter and the next
+                // page's URL stay as small as the six states.
+                if !states.contains(&wanted) {
+                    states.push(wanted);
+                }
+            }
             "limit" => {
                 limit = value
                     .parse()
@@ -149,7 +155,6 @@ pub async fn list(
             }
         }
     }
-    states.dedup();
     let page = state
         .queue
         .list(&caller.0.subject, cursor, limit, &states)

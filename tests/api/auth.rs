@@ -402,3 +402,33 @@ async fn without_sign_in_there_is_no_list_of_everyones_uploads() {
         json!({ "subject": null, "auth": "off", "expires_at": null })
     );
 }
+
+#[tokio::test]
+async fn hostile_listing_queries_and_tickets_are_bounded_answers_not_errors() {
+    let app = TestApp::spawn_with(Role::HttpOnly, with_tokens).await;
+    let alice = As::new(&app, ALICE);
+    alice.upload_ok(2).await;
+    // Two states asked for a thousand times each: one filter, and a next page naming each once.
+    let query = "&state=queued&state=failed".repeat(1000);
+    let page = alice.json(&format!("/jobs?limit=1{query}")).await;
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 1);
+    let next = page["next"].as_str().unwrap();
+    assert_eq!(next.matches("state=queued").count(), 1, "{next}");
+    assert_eq!(next.matches("state=failed").count(), 1, "{next}");
+    // A ticket of any length is an unknown ticket: 401, before it is looked up.
+    let long = "t".repeat(4000);
+    let (status, body) = refused_upgrade(&app.address, &format!("?ticket={long}"), None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid-credentials"))
+    );
+    // A bearer token of any shape is just not a token; the challenge stays one clean header.
+    let junk = As::new(&app, "not \"a\" token \\ at all");
+    let response = junk.get("/me").await;
+    assert_eq!(response.status(), 401);
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with("Bearer realm=\"pixdrop\", error=\"invalid_token\""),
+        "{challenge}"
+    );
+}
