@@ -19,6 +19,7 @@ use crate::auth::quotas::Quotas;
 use crate::auth::signing::UrlSigner;
 use crate::auth::tickets::Tickets;
 use crate::auth::{AuthMode, Authenticator};
+use crate::cleanup::Cleanup;
 use crate::config::Settings;
 use crate::events::EventHub;
 use crate::http::media::MediaAccess;
@@ -56,6 +57,8 @@ pub struct Application {
     /// The task relaying job events to this process's websockets, when it serves HTTP.
     events: Option<tokio::task::JoinHandle<()>>,
     pool: Option<WorkerPool<ImageHandler>>,
+    /// Expiry, deletions' files and orphans: every process runs it, whatever its role.
+    cleanup: Arc<Cleanup>,
     shutting_down: Arc<AtomicBool>,
     /// Set to true to stop everything; dropping it (an application never run) stops the event task.
     stop: watch::Sender<bool>,
@@ -87,6 +90,19 @@ impl Application {
                 .context("cannot set up sign-in ([auth])")?,
         );
 
+        let quotas = Quotas::new(
+            queue.pool().clone(),
+            &settings.redis.key_prefix()?,
+            &settings.quotas,
+        );
+        let cleanup = Arc::new(Cleanup::new(
+            queue.clone(),
+            storage.clone(),
+            quotas.clone(),
+            &settings.storage,
+            settings.workers.job_timeout(),
+        ));
+
         let mut events = None;
         let http = if role.serves_http() {
             let listener = TcpListener::bind(&settings.server.bind)
@@ -97,11 +113,8 @@ impl Application {
                 queue: queue.clone(),
                 storage: storage.clone(),
                 media: media_access(settings)?,
-                quotas: Quotas::new(
-                    queue.pool().clone(),
-                    &settings.redis.key_prefix()?,
-                    &settings.quotas,
-                ),
+                quotas,
+                cleanup: cleanup.clone(),
                 uploads: settings.uploads.clone(),
                 uploads_gate: Gate::new(
                     settings.uploads.max_concurrent,
@@ -167,6 +180,7 @@ impl Application {
             http,
             events,
             pool,
+            cleanup,
             shutting_down,
             stop,
         })
@@ -195,6 +209,7 @@ impl Application {
                 let _ = stop.wait_for(|s| *s).await;
             }))
         });
+        let cleanup = self.cleanup.clone().spawn(stop_rx.clone());
         shutdown.await;
         tracing::info!("shutting down");
         self.shutting_down.store(true, Ordering::SeqCst);
@@ -210,6 +225,7 @@ impl Application {
         if let Some(events) = self.events {
             events.await?;
         }
+        cleanup.await?;
         Ok(())
     }
 }
@@ -239,20 +255,20 @@ pub fn connect_queue(settings: &Settings, redis_url: &str) -> anyhow::Result<Que
 }
 
 /// Request logging: method, path, status and time, one line per request. The query's secrets
-/// (media signatures, websocket tickets) are blanked: a log is no place for a usable credential.
+/// (media signatures, websocket tickets, delete tokens) are blanked: a log is no place for a usable credential.
 fn tracing_actix() -> actix_web::middleware::Logger {
     actix_web::middleware::Logger::new("%{request}xi %s %b %Dms")
         .custom_request_replace("request", |req| request_line(req.method(), req.uri()))
 }
 
-/// `METHOD /path?query HTTP/x`, with the values of `sig` and `ticket` replaced by `...`.
+/// `METHOD /path?query HTTP/x`, with the values of `sig`, `ticket` and `token` replaced by `...`.
 fn request_line(method: &actix_web::http::Method, uri: &actix_web::http::Uri) -> String {
     let mut line = format!("{method} {}", uri.path());
     if let Some(query) = uri.query() {
         let redacted: Vec<String> = query
             .split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((key @ ("sig" | "ticket"), _)) => format!("{key}=..."),
+                Some((key @ ("sig" | "ticket" | "token"), _)) => format!("{key}=..."),
                 _ => pair.to_owned(),
             })
             .collect();
@@ -267,7 +283,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn logged_request_lines_keep_no_signature_or_ticket() {
+    fn logged_request_lines_keep_no_signature_ticket_or_token() {
         let line = |uri: &str| request_line(&actix_web::http::Method::GET, &uri.parse().unwrap());
         assert_eq!(
             line("/media/variants/x/thumb.webp?expires=123&sig=c2VjcmV0"),
@@ -275,6 +291,7 @@ mod tests {
         );
         assert_eq!(line("/ws?ticket=abc&job=1"), "GET /ws?ticket=...&job=1");
         assert_eq!(line("/jobs?state=failed"), "GET /jobs?state=failed");
+        assert_eq!(line("/uploads/1?token=abc"), "GET /uploads/1?token=...");
         assert_eq!(line("/healthz"), "GET /healthz");
     }
 }

@@ -19,13 +19,15 @@ use futures_util::StreamExt;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-use crate::queue::{JobEvent, ReconnectDelay};
+use crate::queue::{JobDeleted, JobEvent, JobId, ReconnectDelay};
 
 /// What the hub tells every socket.
 #[derive(Debug, Clone)]
 pub enum Broadcast {
     /// A job changed.
     Event(Arc<JobEvent>),
+    /// A job was removed for good.
+    Deleted(JobId),
     /// The subscription was (re-)established: events may have been missed, so re-read every
     /// watched job's state.
     Resync,
@@ -135,11 +137,17 @@ async fn relay(
         tokio::select! {
             message = messages.next() => {
                 let Some(message) = message else { return Relayed::ConnectionLost };
-                match serde_json::from_slice::<JobEvent>(message.get_payload_bytes()) {
+                let payload = message.get_payload_bytes();
+                match serde_json::from_slice::<JobEvent>(payload) {
                     Ok(event) => {
                         let _ = sender.send(Broadcast::Event(Arc::new(event)));
                     }
-                    Err(e) => tracing::warn!(error = %e, "undecodable job event skipped"),
+                    Err(e) => match serde_json::from_slice::<JobDeleted>(payload) {
+                        Ok(JobDeleted { id, deleted: true }) => {
+                            let _ = sender.send(Broadcast::Deleted(id));
+                        }
+                        _ => tracing::warn!(error = %e, "undecodable job event skipped"),
+                    },
                 }
             }
             _ = ping.tick() => {

@@ -15,7 +15,9 @@
 //! - [`events`]: the one Redis SUBSCRIBE of a process, fanned out to its websockets.
 //! - [`image_job`]: the job contract (payload and result) and the handler a worker runs.
 //! - [`storage`]: every byte on disk: staging and committing uploads, writing variants atomically,
-//!   reading originals, serving and deleting, all addressed by storage keys.
+//!   reading originals, serving, setting aside and removing, all addressed by storage keys.
+//! - [`cleanup`]: removal for good: deletions, purges and expiry, the sweep that removes files
+//!   once Redis no longer references them, and the orphan sweep.
 //! - [`auth`]: who is calling: API tokens or an identity provider's JWTs, proven into the
 //!   subject that owns the jobs it uploads.
 //! - [`config`]: settings from `config.toml` and `PIXDROP__SECTION__KEY` variables, composed of
@@ -34,6 +36,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cleanup;
 pub mod config;
 pub mod embedded_redis;
 pub mod events;

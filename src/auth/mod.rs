@@ -10,6 +10,7 @@
 //!
 //! This module knows nothing of HTTP: `http::caller` reads the header and answers refusals.
 
+pub mod delete_token;
 pub mod quotas;
 pub mod settings;
 pub mod signing;
@@ -78,6 +79,8 @@ pub struct Authenticator {
     /// Swapped whole on reload: a request sees the old table or the new, never a mix.
     tokens: ArcSwap<TokenTable>,
     jwt: Option<JwtVerifier>,
+    /// `auth.admins`, swapped whole on reload like the tokens.
+    admins: ArcSwap<Vec<Subject>>,
 }
 
 impl Authenticator {
@@ -97,6 +100,7 @@ impl Authenticator {
             mode: settings.mode,
             tokens: ArcSwap::from_pointee(tokens),
             jwt,
+            admins: ArcSwap::from_pointee(admins_of(settings)),
         })
     }
 
@@ -119,7 +123,13 @@ impl Authenticator {
         let tokens = TokenTable::new(&settings.tokens);
         tracing::info!(tokens = tokens.len(), "auth settings reloaded");
         self.tokens.store(std::sync::Arc::new(tokens));
+        self.admins.store(std::sync::Arc::new(admins_of(settings)));
         Ok(())
+    }
+
+    /// Whether `subject` is one of `auth.admins` (never the anonymous subject).
+    pub fn is_admin(&self, subject: &Subject) -> bool {
+        subject.name().is_some() && self.admins.load().contains(subject)
     }
 
     /// The caller an `Authorization` header value proves (`None`: no header).
@@ -146,8 +156,17 @@ impl Authenticator {
     }
 }
 
+/// `auth.admins` as subjects (checked at load, so none is dropped here but a malformed one).
+fn admins_of(settings: &AuthSettings) -> Vec<Subject> {
+    settings
+        .admins
+        .iter()
+        .filter_map(|name| Subject::parse(name).ok())
+        .collect()
+}
+
 /// The token of `Bearer <token>` (the scheme in any case, RFC 7235).
-fn bearer_token(header: &[u8]) -> Result<&str, AuthError> {
+pub fn bearer_token(header: &[u8]) -> Result<&str, AuthError> {
     let header = std::str::from_utf8(header).map_err(|_| AuthError::WrongScheme)?;
     let (scheme, token) = header.split_once(' ').ok_or(AuthError::WrongScheme)?;
     if !scheme.eq_ignore_ascii_case("bearer") {

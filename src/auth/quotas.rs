@@ -184,6 +184,15 @@ impl Quotas {
         Ok(())
     }
 
+    /// Gives back the stored bytes of an upload that was deleted (or expired): the files it took
+    /// count against the minute they were uploaded in, and stay counted.
+    pub async fn release_stored(&self, subject: &Subject, bytes: u64) -> Result<(), StoreError> {
+        let mut charges = self.upload_charges(subject, 0, bytes, -1);
+        charges.retain(|charge| charge.kind == Allowance::Bytes);
+        self.charge(&charges).await?.ok();
+        Ok(())
+    }
+
     /// A place for one more open socket of `subject`.
     pub async fn take_socket(&self, subject: &Subject) -> QuotaResult<SocketPlace> {
         let (Some(name), limit @ 1..) = (subject.name(), self.settings.sockets) else {

@@ -38,6 +38,9 @@ pub struct AuthSettings {
     /// API tokens (`mode = "tokens"`): each a subject and the hex SHA-256 of its token.
     pub tokens: Vec<TokenEntry>,
     pub jwt: JwtSettings,
+    /// Subjects who may use the admin API (purge content). Without sign-in, callers on the
+    /// loopback address are administrators instead.
+    pub admins: Vec<String>,
 }
 
 impl Default for AuthSettings {
@@ -47,6 +50,7 @@ impl Default for AuthSettings {
             allow_anonymous: false,
             tokens: Vec::new(),
             jwt: JwtSettings::default(),
+            admins: Vec::new(),
         }
     }
 }
@@ -146,6 +150,14 @@ impl AuthSettings {
                 format!("auth.tokens[{i}].sha256 is listed twice")
             });
             digests.push(digest);
+        }
+        for (i, admin) in self.admins.iter().enumerate() {
+            checks.require(Subject::parse(admin).is_ok(), "auth.admins", || {
+                format!(
+                    "auth.admins[{i}] ({admin:?}) must be a subject: 1 to {} printable ASCII characters without spaces",
+                    Subject::MAX_LEN
+                )
+            });
         }
         if self.mode == AuthMode::Jwt {
             self.jwt.check(checks);

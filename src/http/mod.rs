@@ -3,6 +3,7 @@
 //! `problem.rs`). `/ws` streams job events live (see `ws.rs`); `/` is the upload page. Routes that
 //! act for someone take a [`caller::Caller`], which authenticates the request first.
 
+pub mod admin;
 mod body;
 pub mod caller;
 mod catch_panic;
@@ -33,6 +34,8 @@ use settings::UploadSettings;
 pub struct AppState {
     pub queue: Queue,
     pub storage: Storage,
+    /// Deletions, purges, and the sweep that removes their files.
+    pub cleanup: Arc<crate::cleanup::Cleanup>,
     /// Each subject's uploads, stored bytes and sockets.
     pub quotas: crate::auth::quotas::Quotas,
     /// How the media URLs handed out are made, and checked when they come back.
@@ -58,6 +61,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/jobs/{id}", web::get().to(jobs::get))
         .route("/jobs/{id}", web::delete().to(jobs::cancel))
         .route("/jobs/{id}/retry", web::post().to(jobs::retry))
+        .route("/uploads/{id}", web::delete().to(upload::delete))
+        .route(
+            "/admin/originals/{sha256}",
+            web::delete().to(admin::purge_original),
+        )
+        .route("/admin/blocked/{sha256}", web::delete().to(admin::unblock))
         .route("/media/{tail:.*}", web::get().to(media::serve))
         .route("/media/{tail:.*}", web::head().to(media::serve))
         .route("/ws", web::get().to(ws::connect))

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::backoff::Backoff;
 use super::clock::{Clock, SystemClock};
+use super::content::Pin;
 use super::job::{JobId, JobRecord, JobState};
 use super::keys::{KeyPrefix, Keys};
 use super::scripts::Scripts;
@@ -85,6 +86,38 @@ pub enum ResubmitOutcome {
     /// Only failed or cancelled jobs can be resubmitted; it is in this state.
     NotResubmittable(JobState),
     NotFound,
+}
+
+/// One job to create (see [`Queue::enqueue_as`]).
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Chosen by the caller, so it can tell afterwards whether an enqueue took effect.
+    pub id: JobId,
+    pub payload: Value,
+    /// The content the job reads (an opaque name, such as a hash), counted as one of its
+    /// references for as long as the job's record lives (see `content.rs`).
+    pub content: Option<String>,
+    /// The hex SHA-256 of a token whose holder may delete the job (see [`Queue::delete`]).
+    pub delete_digest: Option<String>,
+}
+
+impl NewJob {
+    /// A job with a fresh id that holds on to nothing.
+    pub fn new(payload: Value) -> Self {
+        Self {
+            id: JobId::new(),
+            payload,
+            content: None,
+            delete_digest: None,
+        }
+    }
+}
+
+/// An enqueue refused: the job at `index` names a blocked content. Nothing was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("job {index} of the batch names a blocked content")]
+pub struct BlockedContent {
+    pub index: usize,
 }
 
 /// How many jobs wait where: for health checks, metrics and tests.
@@ -197,40 +230,52 @@ impl Queue {
 
     /// Creates one anonymous job per payload and queues them all in one atomic step: all or none.
     pub async fn enqueue_batch(&self, payloads: &[Value]) -> QueueResult<Vec<JobId>> {
-        let ids: Vec<JobId> = payloads.iter().map(|_| JobId::new()).collect();
-        self.enqueue_as(&ids, payloads, &Subject::anonymous())
-            .await?;
-        Ok(ids)
+        let jobs: Vec<NewJob> = payloads.iter().cloned().map(NewJob::new).collect();
+        self.enqueue_as(&jobs, &Subject::anonymous(), None)
+            .await?
+            .map_err(|blocked| QueueError::Protocol(format!("{blocked} with no content named")))?;
+        Ok(jobs.iter().map(|job| job.id).collect())
     }
 
-    /// Creates one job per payload, owned by `subject`, with ids the caller chose, so that after an
-    /// error whose outcome is unknown (see [`QueueError::is_unknown_outcome`]) it can ask whether
-    /// they exist, or send the same batch again: ids that exist already are left as they are.
+    /// Creates the jobs, owned by `subject`, with ids the caller chose, so that after an error
+    /// whose outcome is unknown (see [`QueueError::is_unknown_outcome`]) it can ask whether they
+    /// exist, or send the same batch again: ids that exist already are left as they are. Each
+    /// job's content takes over its reference from `pin`, the upload's hold on it. A content
+    /// that is blocked refuses the whole batch.
     pub async fn enqueue_as(
         &self,
-        ids: &[JobId],
-        payloads: &[Value],
+        jobs: &[NewJob],
         subject: &Subject,
-    ) -> QueueResult<()> {
+        pin: Option<&Pin>,
+    ) -> QueueResult<Result<(), BlockedContent>> {
         let keys = &self.inner.keys;
         let mut invocation = self.inner.scripts.enqueue.prepare_invoke();
         invocation
             .key(keys.waiting())
             .key(keys.uploads_of(subject))
+            .key(keys.blocked())
             .arg(self.inner.settings.max_attempts)
             .arg(self.now())
             .arg(keys.events())
             .arg(subject.field())
-            .arg(keys.job_prefix());
-        for (id, payload) in ids.iter().zip(payloads) {
+            .arg(keys.tag())
+            .arg(pin.map_or("", |pin| pin.name.as_str()));
+        for job in jobs {
             invocation
-                .key(keys.job(id))
-                .arg(id.to_string())
-                .arg(payload.to_string());
+                .key(keys.job(&job.id))
+                .arg(job.id.to_string())
+                .arg(job.payload.to_string())
+                .arg(job.content.as_deref().unwrap_or(""))
+                .arg(job.delete_digest.as_deref().unwrap_or(""));
         }
         let mut conn = self.conn().await?;
-        invocation.invoke_async::<i64>(&mut conn).await?;
-        Ok(())
+        let created: i64 = invocation.invoke_async(&mut conn).await?;
+        Ok(match created {
+            n if n < 0 => Err(BlockedContent {
+                index: (-n - 1) as usize,
+            }),
+            _ => Ok(()),
+        })
     }
 
     /// Which of `ids` have a record, in one round trip.
@@ -280,6 +325,7 @@ impl Queue {
             .key(keys.job(id))
             .key(keys.waiting())
             .key(keys.retrying())
+            .key(keys.finished())
             .arg(id.to_string())
             .arg(self.now())
             .arg(self.inner.settings.failed_retention_secs * 1000)
@@ -305,6 +351,7 @@ impl Queue {
             .resubmit
             .key(keys.job(id))
             .key(keys.waiting())
+            .key(keys.finished())
             .arg(id.to_string())
             .arg(self.now())
             .arg(keys.events())

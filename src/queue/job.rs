@@ -211,6 +211,14 @@ pub struct JobEvent {
     pub updated_at: u64,
 }
 
+/// What is published when a job is removed for good (see `remove_job` in `lua/prelude.lua`):
+/// `{"id": ..., "deleted": true}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct JobDeleted {
+    pub id: JobId,
+    pub deleted: bool,
+}
+
 /// How a handler's failure is treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {

@@ -47,6 +47,9 @@ pub struct Keys {
     workers: String,
     events: String,
     void: String,
+    finished: String,
+    garbage: String,
+    blocked: String,
 }
 
 impl Keys {
@@ -58,6 +61,9 @@ impl Keys {
             workers: format!("{tag}:workers"),
             events: format!("{tag}:events"),
             void: format!("{tag}:void"),
+            finished: format!("{tag}:finished"),
+            garbage: format!("{tag}:garbage"),
+            blocked: format!("{tag}:blocked"),
             tag,
         }
     }
@@ -125,10 +131,43 @@ impl Keys {
         format!("{}:reaper-lock", self.tag)
     }
 
+    /// A lock one instance at a time holds for a chore (see `Queue::try_lock`).
+    pub fn lock(&self, name: &str) -> String {
+        format!("{}:lock:{name}", self.tag)
+    }
+
     /// A key nothing ever writes: named to a script in place of a job's hash when an id read from
     /// a list is malformed, so the script sees no job and just drops the id.
     pub fn void(&self) -> &str {
         &self.void
+    }
+
+    /// `{prefix}`, braces included: scripts that name keys by an id they read (a job's subject
+    /// index, a content's references) build them from it, as `lua/prelude.lua` says.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// Sorted set of finished jobs, scored by when their record is removed (ms): see `expire.lua`.
+    pub fn finished(&self) -> &str {
+        &self.finished
+    }
+
+    /// The jobs referencing a content (scored +inf), and the pins of uploads about to reference it
+    /// (scored by when they lapse): see `content.rs`.
+    pub fn content_refs(&self, content: &str) -> String {
+        format!("{}:content:{content}", self.tag)
+    }
+
+    /// Sorted set of what storage holds for removed jobs and unreferenced contents, scored by when
+    /// the sweep may take it (ms): `outputs:<job id>` and `content:<content>`.
+    pub fn garbage(&self) -> &str {
+        &self.garbage
+    }
+
+    /// Set of contents no job may reference again.
+    pub fn blocked(&self) -> &str {
+        &self.blocked
     }
 
     /// The pub/sub channel every transition publishes its event on.

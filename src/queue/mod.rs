@@ -6,14 +6,20 @@
 //! hands out a lease. The worker ends it with `ack` (`completed`), `retry` (`retrying`, due time in
 //! a sorted set the scheduler promotes from) or `fail` (`failed`), each fenced by the lease. Each
 //! instance keeps a heartbeat; the reaper returns the jobs of instances whose heartbeat expired.
-//! Finished records expire after the configured retention. Every transition publishes one event.
+//! Every transition publishes one event.
 //!
 //! Each job belongs to a [`Subject`], kept in its record and in that subject's index of uploads
-//! (newest first, for listing); cancel and resubmit check it inside their scripts.
+//! (newest first, for listing); cancel, resubmit and delete check it inside their scripts.
+//!
+//! A job is removed for good by its owner, by an administrator's purge of its content, or when
+//! its finished record's retention is over (`removal.rs`); the content it reads is counted by
+//! reference, and what storage holds for removed jobs and unreferenced contents is scheduled for a
+//! sweep that removes files after the records (`content.rs`).
 
 mod backoff;
 mod client;
 mod clock;
+mod content;
 mod job;
 mod keys;
 mod listing;
@@ -23,6 +29,7 @@ mod progress;
 mod reachability;
 mod reaper;
 mod reconnect;
+mod removal;
 mod scripts;
 mod server_check;
 mod settings;
@@ -30,15 +37,21 @@ mod subject;
 mod worker_conn;
 
 pub use backoff::Backoff;
-pub use client::{CancelOutcome, Depths, Queue, QueueError, QueueResult, ResubmitOutcome};
+pub use client::{
+    BlockedContent, CancelOutcome, Depths, NewJob, Queue, QueueError, QueueResult, ResubmitOutcome,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use job::{ErrorInfo, ErrorKind, InvalidJobId, JobError, JobEvent, JobId, JobRecord, JobState};
+pub use content::{Garbage, Pin, Settle, StoredJob};
+pub use job::{
+    ErrorInfo, ErrorKind, InvalidJobId, JobDeleted, JobError, JobEvent, JobId, JobRecord, JobState,
+};
 pub use keys::{KeyPrefix, Keys};
 pub use listing::JobPage;
 pub use pool::{Handler, WorkerPool};
 pub use progress::Progress;
 pub use reaper::Recovered;
 pub(crate) use reconnect::ReconnectDelay;
+pub use removal::{DeleteProof, Removed};
 pub use server_check::{ServerCheckError, ServerReport};
 pub use settings::{QueueSettings, WorkerSettings};
 pub use subject::{InvalidSubject, Subject};

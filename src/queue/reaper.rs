@@ -167,6 +167,7 @@ impl Queue {
             .key(keys.waiting())
             .key(job_key)
             .key(keys.workers())
+            .key(keys.finished())
             .arg(raw_id)
             .arg(worker)
             .arg(self.now())

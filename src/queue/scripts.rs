@@ -23,6 +23,14 @@ pub(super) struct Scripts {
     pub promote: Script,
     pub recover: Script,
     pub forget_worker: Script,
+    pub pin: Script,
+    pub unpin: Script,
+    pub delete: Script,
+    pub purge: Script,
+    pub expire: Script,
+    pub garbage_claim: Script,
+    pub garbage_settle: Script,
+    pub adopt: Script,
 }
 
 impl Scripts {
@@ -40,6 +48,14 @@ impl Scripts {
             promote: load(include_str!("lua/promote.lua")),
             recover: load(include_str!("lua/recover.lua")),
             forget_worker: load(include_str!("lua/forget_worker.lua")),
+            pin: load(include_str!("lua/pin.lua")),
+            unpin: load(include_str!("lua/unpin.lua")),
+            delete: load(include_str!("lua/delete.lua")),
+            purge: load(include_str!("lua/purge.lua")),
+            expire: load(include_str!("lua/expire.lua")),
+            garbage_claim: load(include_str!("lua/garbage_claim.lua")),
+            garbage_settle: load(include_str!("lua/garbage_settle.lua")),
+            adopt: load(include_str!("lua/adopt.lua")),
         }
     }
 }

@@ -196,6 +196,7 @@ impl WorkerConn {
         let scripts = &self.queue.inner.scripts;
         let mut invocation = fenced(&scripts.ack, &self.queue, &self.processing, &self.name, job);
         invocation
+            .key(keys.finished())
             .arg(result.to_string())
             .arg(retention)
             .arg(keys.events())
@@ -248,6 +249,7 @@ impl WorkerConn {
             job,
         );
         invocation
+            .key(keys.finished())
             .arg(&error.code)
             .arg(detail)
             .arg(self.queue.settings().failed_retention_secs * 1000)

@@ -1,5 +1,5 @@
 //! `Storage` on the local disk: the directory layout under `storage.dir`, reading originals,
-//! serving media, deleting, and clearing what a crashed process left half written.
+//! serving media, and clearing what a crashed process left half written.
 
 use std::fs::File;
 use std::io;
@@ -23,6 +23,14 @@ pub struct StorageSettings {
     /// Uploads are refused (507) while less than this is free on the directory's file system, so
     /// the variants of what was accepted, Redis's AOF and the logs still have room.
     pub min_free_bytes: u64,
+    /// How often each process expires finished records whose retention is over and removes the
+    /// files Redis no longer references (deletions sweep at once, too).
+    pub sweep_interval_ms: u64,
+    /// How often one instance looks for files no record names (orphans), starting at start-up.
+    pub orphan_sweep_interval_secs: u64,
+    /// A file younger than this is never taken for an orphan: it may belong to an upload under
+    /// way.
+    pub orphan_min_age_secs: u64,
 }
 
 impl Default for StorageSettings {
@@ -30,6 +38,9 @@ impl Default for StorageSettings {
         Self {
             dir: PathBuf::from("uploads"),
             min_free_bytes: 256 * 1024 * 1024,
+            sweep_interval_ms: 1_000,
+            orphan_sweep_interval_secs: 3_600,
+            orphan_min_age_secs: 3_600,
         }
     }
 }
@@ -39,6 +50,24 @@ impl StorageSettings {
         checks.require(!self.dir.as_os_str().is_empty(), "storage.dir", || {
             "storage.dir must name a directory".into()
         });
+        checks.at_least("storage.sweep_interval_ms", self.sweep_interval_ms, 10);
+        checks.at_least(
+            "storage.orphan_sweep_interval_secs",
+            self.orphan_sweep_interval_secs,
+            1,
+        );
+    }
+
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_millis(self.sweep_interval_ms)
+    }
+
+    pub fn orphan_sweep_interval(&self) -> Duration {
+        Duration::from_secs(self.orphan_sweep_interval_secs)
+    }
+
+    pub fn orphan_min_age(&self) -> Duration {
+        Duration::from_secs(self.orphan_min_age_secs)
     }
 }
 
@@ -98,7 +127,7 @@ impl Storage {
 
     /// Where a job's variants go; nothing is created until the first one is written.
     pub fn variant_writer(&self, job: &JobId) -> VariantWriter {
-        VariantWriter::new(self.root.join("variants").join(job.to_string()), *job)
+        VariantWriter::new(self.variants_dir(job), *job)
     }
 
     /// Bytes free for pixdrop on the storage's file system.
@@ -126,17 +155,25 @@ impl Storage {
         self.path(key)
     }
 
-    /// Deletes the object at `key`; one already gone is not an error.
-    pub async fn delete(&self, key: &StorageKey) -> io::Result<()> {
-        match tokio::fs::remove_file(self.path(key)).await {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
-    }
-
     pub(super) fn path(&self, key: &StorageKey) -> PathBuf {
         self.root.join(key.as_str())
     }
+
+    pub(super) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a job's variants are.
+    pub(super) fn variants_dir(&self, job: &JobId) -> PathBuf {
+        self.root.join("variants").join(job.to_string())
+    }
+}
+
+/// Records a rename in its directory: without this a crash can forget the new name.
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| with_path(e, "could not sync", dir))
 }
 
 /// The error with the path it concerns, as the message's end: paths stay in logs and server-side
@@ -184,18 +221,5 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(dir.path()).unwrap();
         assert!(storage.free_bytes().unwrap() > 0);
-    }
-
-    #[tokio::test]
-    async fn deleting_removes_the_file_and_a_second_delete_is_fine() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path()).unwrap();
-        let job = JobId::new();
-        let mut writer = storage.variant_writer(&job);
-        let key = writer.write("thumb", b"webp").unwrap();
-        assert!(storage.media_file(&key).is_file());
-        storage.delete(&key).await.unwrap();
-        assert!(!storage.media_file(&key).exists());
-        storage.delete(&key).await.unwrap();
     }
 }

@@ -24,6 +24,13 @@ impl StorageKey {
         ))
     }
 
+    /// Whether `s` is a SHA-256 as originals are named by: 64 lowercase hex digits.
+    pub fn is_sha256(s: &str) -> bool {
+        s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+
     /// A variant of a job. `name` is a validated variant name (a slug).
     pub fn variant(job: &JobId, name: &str) -> Self {
         Self(format!("variants/{job}/{name}.webp"))
@@ -36,11 +43,8 @@ impl StorageKey {
             ["originals", prefix, file] => {
                 let (hash, ext) = file.split_once('.')?;
                 prefix.len() == 2
-                    && hash.len() == 64
+                    && Self::is_sha256(hash)
                     && hash.starts_with(prefix)
-                    && hash
-                        .bytes()
-                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
                     && ImageFormat::ALL.iter().any(|f| f.extension() == ext)
             }
             ["variants", id, file] => {

@@ -9,16 +9,22 @@
 //! synced). Workers read originals through [`Storage::open_original`] and write variants through a
 //! [`VariantWriter`], the pipeline's sink, which puts each file in place atomically.
 //!
+//! Removal follows Redis (`removal.rs`): a job's outputs go when its record went; an original,
+//! shared by every upload of the same bytes, is set aside and then removed or put back as the
+//! content's reference count says.
+//!
 //! The interface speaks only of keys, readers and bytes, so another backend (an object store)
 //! could stand behind the same methods; [`Storage::media_file`] is the one local-disk affordance,
 //! for serving files with `sendfile` and Range support.
 
 mod disk;
 mod key;
+mod removal;
 mod staging;
 mod variants;
 
 pub use disk::{Storage, StorageSettings};
 pub use key::StorageKey;
+pub use removal::{SetAside, Stored};
 pub use staging::{CommittedOriginal, StagedUpload};
 pub use variants::VariantWriter;

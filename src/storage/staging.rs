@@ -1,6 +1,7 @@
 //! An upload on its way in: written to a temp file while it is hashed and counted, then committed
-//! under its content's key. Each stage removes what it wrote when dropped before the next, so a
-//! refused or failed request leaves nothing behind.
+//! under its content's key. A staged upload dropped before its commit removes its temp file, so a
+//! refused request leaves nothing behind; a committed original may be shared with other uploads
+//! of the same bytes, and only the sweep removes it (see `crate::cleanup`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::disk::{Storage, with_path};
+use super::disk::{Storage, sync_dir, with_path};
 use super::key::StorageKey;
 use crate::pipeline::ImageFormat;
 
@@ -47,9 +48,19 @@ impl StagedUpload {
         self.bytes
     }
 
+    /// The SHA-256 of what was written so far, in hex: the content's name, known before it is
+    /// committed (an upload pins it first).
+    pub fn sha256(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+
     /// Puts the upload under its content's key, `format` being what its bytes were sniffed as.
     /// The data is on disk, and the rename recorded in its directory, before this returns: the
-    /// `202` that follows promises the file survives a crash.
+    /// `202` that follows promises the file survives a crash. The same content may be stored
+    /// already (the key is its hash): the rename replaces it with the same bytes.
+    ///
+    /// From here the file is shared with every upload of the same bytes, so it is never removed
+    /// here, only by the sweep once Redis holds no reference to it (see `crate::cleanup`).
     pub async fn commit(mut self, format: ImageFormat) -> io::Result<CommittedOriginal> {
         self.file.sync_all().await?;
         drop(self.file);
@@ -60,19 +71,15 @@ impl StagedUpload {
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| with_path(e, "could not create", &dir))?;
-        // The same content may be stored already (the key is its hash): then it is not ours to
-        // remove if this request is rolled back.
-        let existed = tokio::fs::try_exists(&path).await.unwrap_or(false);
         let temp = self.temp.0.take().unwrap_or_default();
         tokio::fs::rename(&temp, &path)
             .await
             .map_err(|e| with_path(e, "could not move an upload to", &path))?;
-        sync_dir(dir).await?;
+        sync_dir_async(dir).await?;
         Ok(CommittedOriginal {
             key,
             sha256,
             bytes: self.bytes,
-            created: (!existed).then_some(path),
         })
     }
 
@@ -83,30 +90,12 @@ impl StagedUpload {
     }
 }
 
-/// A committed original. Dropping it before [`CommittedOriginal::keep`] removes the file again if
-/// this upload created it, which is how a request that cannot enqueue its jobs is undone.
+/// A committed original.
+#[derive(Debug, Clone)]
 pub struct CommittedOriginal {
     pub key: StorageKey,
     pub sha256: String,
     pub bytes: u64,
-    /// The file, when this upload created it (and so may remove it).
-    created: Option<PathBuf>,
-}
-
-impl CommittedOriginal {
-    /// Keeps the file past the drop; returns its key when this upload created it, for a caller
-    /// that may still have to [`Storage::delete`] it once it knows the upload failed.
-    pub fn keep(mut self) -> Option<StorageKey> {
-        self.created.take().map(|_| self.key.clone())
-    }
-}
-
-impl Drop for CommittedOriginal {
-    fn drop(&mut self) {
-        if let Some(path) = self.created.take() {
-            let _ = std::fs::remove_file(path);
-        }
-    }
 }
 
 /// A temp file removed on drop unless taken.
@@ -120,9 +109,8 @@ impl Drop for TempFile {
     }
 }
 
-/// Records a rename in its directory: without this a crash can forget the new name.
-async fn sync_dir(dir: PathBuf) -> io::Result<()> {
-    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+async fn sync_dir_async(dir: PathBuf) -> io::Result<()> {
+    tokio::task::spawn_blocking(move || sync_dir(&dir))
         .await
         .map_err(io::Error::other)?
 }
@@ -148,47 +136,41 @@ mod tests {
 
     #[tokio::test]
     async fn a_committed_upload_is_stored_under_its_hash_and_a_dropped_one_leaves_nothing() {
-        // Proves the key is the content's SHA-256, and that both stages clean up after themselves.
+        // Proves the key is the content's SHA-256, known before the commit, and that a staged
+        // upload dropped before its commit cleans up after itself.
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(dir.path()).unwrap();
         let mut staged = storage.stage().await.unwrap();
         staged.write(b"hello ").await.unwrap();
         staged.write(b"world").await.unwrap();
         assert_eq!(staged.bytes(), 11);
-        let committed = staged.commit(ImageFormat::Png).await.unwrap();
         let sha = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
+        assert_eq!(staged.sha256(), sha);
+        let committed = staged.commit(ImageFormat::Png).await.unwrap();
         assert_eq!(committed.sha256, sha);
         assert_eq!(committed.key.as_str(), format!("originals/b9/{sha}.png"));
         assert_eq!(
             std::fs::read(storage.path(&committed.key)).unwrap(),
             b"hello world"
         );
-        drop(committed);
-        assert!(files_under(dir.path()).is_empty(), "rolled back");
+        let stored = files_under(dir.path());
 
         let mut staged = storage.stage().await.unwrap();
         staged.write(b"partial").await.unwrap();
         drop(staged);
-        assert!(files_under(dir.path()).is_empty(), "temp file removed");
+        assert_eq!(files_under(dir.path()), stored, "temp file removed");
     }
 
     #[tokio::test]
-    async fn rolling_back_a_duplicate_keeps_the_original_stored_before_it() {
-        // Proves an upload of content already stored never removes that content.
+    async fn committing_the_same_bytes_twice_keeps_one_file() {
+        // Proves a second upload of stored content replaces it with the same bytes, in place.
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(dir.path()).unwrap();
-        let mut first = storage.stage().await.unwrap();
-        first.write(b"same").await.unwrap();
-        let first = first.commit(ImageFormat::Gif).await.unwrap();
-        let key = first.key.clone();
-        assert_eq!(
-            first.keep(),
-            Some(key.clone()),
-            "the first upload created the file"
-        );
-        let mut second = storage.stage().await.unwrap();
-        second.write(b"same").await.unwrap();
-        drop(second.commit(ImageFormat::Gif).await.unwrap());
-        assert!(storage.path(&key).is_file());
+        for _ in 0..2 {
+            let mut staged = storage.stage().await.unwrap();
+            staged.write(b"same").await.unwrap();
+            staged.commit(ImageFormat::Gif).await.unwrap();
+        }
+        assert_eq!(files_under(dir.path()).len(), 1);
     }
 }

@@ -62,10 +62,16 @@ async fn a_claimed_job_is_active_and_its_ack_completes_it_and_schedules_expiry()
     assert_eq!(record.progress, 100);
     let mut redis_conn = redis.conn().await;
     let ttl: i64 = redis_conn.pttl(queue.keys().job(&id)).await.unwrap();
-    assert!(
-        ttl > 0 && ttl <= 86_400_000,
-        "completed records expire (pttl {ttl})"
+    assert_eq!(
+        ttl, -1,
+        "no TTL: the record goes with its references, not silently"
     );
+    let removal: Option<f64> = redis_conn
+        .zscore(queue.keys().finished(), id.to_string())
+        .await
+        .unwrap();
+    let after = removal.expect("scheduled for removal") as u64 - record.updated_at;
+    assert_eq!(after, 86_400_000, "removed after the completed retention");
     let processing: i64 = redis_conn
         .llen(queue.keys().processing("i1/0"))
         .await
@@ -279,7 +285,38 @@ async fn every_key_shares_one_hash_tag() {
     let (_c2, _j2) = claim(&queue, "i/0").await;
     queue.cancel(&a, &Subject::anonymous()).await.unwrap();
     queue.reap_dead().await.unwrap();
+    // Contents, pins, their removal and the garbage schedule too.
+    let content = "c0ffee".to_string();
+    let pin = queue
+        .pin(
+            std::slice::from_ref(&content),
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let owned = pixdrop::queue::NewJob {
+        content: Some(content.clone()),
+        ..pixdrop::queue::NewJob::new(json!({}))
+    };
+    let owner = Subject::parse("owner").unwrap();
+    queue
+        .enqueue_as(std::slice::from_ref(&owned), &owner, Some(&pin))
+        .await
+        .unwrap()
+        .unwrap();
+    queue
+        .purge(&content, true, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    queue
+        .try_lock("chore", std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
     let keys: Vec<String> = redis.conn().await.keys("*").await.unwrap();
+    for expected in [queue.keys().blocked(), queue.keys().garbage()] {
+        assert!(keys.iter().any(|k| k == expected), "{expected} in {keys:?}");
+    }
     assert!(keys.len() >= 4, "{keys:?}");
     assert!(keys.iter().all(|k| k.starts_with("{pixdrop}:")), "{keys:?}");
 }
@@ -318,5 +355,61 @@ async fn an_ack_can_claim_the_next_waiting_job_in_the_same_step() {
         (settled, next),
         (Settled::Done, None),
         "a repeated ack; nothing left to claim"
+    );
+}
+
+#[tokio::test]
+async fn deleting_an_active_job_fences_off_its_worker_and_sweeps_its_outputs_later() {
+    // The job goes at once; its worker's ack is refused (no record), its processing list is
+    // emptied, and its outputs are swept once now-ish and again after the delay, when the worker
+    // can have written no more.
+    let redis = TestRedis::start();
+    let queue = redis.queue();
+    let owner = Subject::parse("owner").unwrap();
+    let job = pixdrop::queue::NewJob::new(json!({}));
+    queue
+        .enqueue_as(std::slice::from_ref(&job), &owner, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let (mut conn, claimed) = claim(&queue, "i/0").await;
+    let stranger = Subject::parse("stranger").unwrap();
+    let refused = pixdrop::queue::DeleteProof {
+        subject: &stranger,
+        token_digest: Some("00"),
+    };
+    let delay = std::time::Duration::from_secs(60);
+    assert_eq!(queue.delete(&job.id, refused, delay).await.unwrap(), None);
+
+    let proof = pixdrop::queue::DeleteProof {
+        subject: &owner,
+        token_digest: None,
+    };
+    let removed = queue.delete(&job.id, proof, delay).await.unwrap().unwrap();
+    assert_eq!(removed.state, JobState::Active);
+    assert!(queue.job(&job.id).await.unwrap().is_none());
+    assert_eq!(
+        conn.ack(&claimed, &json!(1)).await.unwrap(),
+        Settled::LeaseLost { state: None }
+    );
+    let mut redis_conn = redis.conn().await;
+    let processing: i64 = redis_conn
+        .llen(queue.keys().processing("i/0"))
+        .await
+        .unwrap();
+    assert_eq!(processing, 0);
+    let due: f64 = redis_conn
+        .zscore(queue.keys().garbage(), format!("outputs:{}", job.id))
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64;
+    assert!(due > now + 50_000.0, "outputs swept again after the delay");
+    assert_eq!(
+        queue.delete(&job.id, proof, delay).await.unwrap(),
+        None,
+        "once"
     );
 }

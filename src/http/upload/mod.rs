@@ -1,14 +1,19 @@
 //! `POST /upload`: every file part (`file`, or `media` as the Node stack names it) becomes one job.
 //! Each part is streamed into storage's staging while it is hashed and counted, never held whole in
 //! memory; its format is sniffed from its first bytes. The request is all or nothing: any bad
-//! part, or Redis unreachable, drops every staged or committed upload of the request (which
-//! removes its files) and enqueues nothing.
+//! part, or Redis unreachable, drops every staged upload of the request (which removes its temp
+//! files) and enqueues nothing; originals already committed are let go through their pin (see
+//! `crate::cleanup`), as they may be shared with other uploads of the same bytes.
+//!
+//! Each job's answer carries a `delete_token`, given once: its holder may delete the upload
+//! (`DELETE /uploads/{id}`), which is how an upload without sign-in is deleted.
 //!
 //! Before a byte is read, the upload takes a place at the gate (`gate.rs`: so many at once, in all
 //! and per client) and the disk must have room. The body is read through a guard (`body.rs`) that
 //! counts every byte, bounds each part header and times the body out when it stalls or drags.
 //! Each file part is received by `receive.rs`; the answers a refusal gets are in `refusal.rs`.
 
+mod delete;
 mod receive;
 mod refusal;
 
@@ -26,9 +31,11 @@ use super::caller::Caller;
 use super::gate::Busy;
 use super::problem::Problem;
 use super::settings::UploadSettings;
+use crate::auth::delete_token::DeleteToken;
 use crate::image_job::ImageJob;
-use crate::queue::{JobId, QueueError};
-use crate::storage::{CommittedOriginal, Storage, StorageKey};
+use crate::queue::{JobId, NewJob, QueueError};
+use crate::storage::Storage;
+pub use delete::delete;
 pub(crate) use receive::ReceivedFile;
 use receive::receive_file;
 use refusal::{body_too_large, check_free_space, in_words, refusal, storage_error};
@@ -71,53 +78,88 @@ pub async fn upload(
     let files = received.len() as u64;
     let bytes: u64 = received.iter().map(|file| file.staged.bytes()).sum();
     state.quotas.take_upload(subject, files, bytes).await??;
+    let refund = || async {
+        if let Err(e) = state.quotas.refund(subject, files, bytes).await {
+            tracing::warn!(error = %e, "could not give back a refused upload's quota");
+        }
+    };
 
-    // Every part is whole and acceptable: put each under its content's key.
-    let mut committed = Vec::with_capacity(received.len());
+    // Every part is whole and acceptable. Pin the contents before any file goes into place, so a
+    // sweep removing the same bytes meanwhile puts them back (see `crate::cleanup`).
+    let contents: Vec<String> = received.iter().map(|file| file.staged.sha256()).collect();
+    let pin = match state.queue.pin(&contents, PIN_LAPSE).await {
+        Ok(Ok(pin)) => pin,
+        Ok(Err(blocked)) => {
+            refund().await;
+            return Err(blocked_content(received[blocked.index].filename.as_deref()));
+        }
+        Err(e) => {
+            refund().await;
+            return Err(Problem::from(e));
+        }
+    };
+    let unpin = || async {
+        if let Err(e) = state.queue.unpin(&pin).await {
+            tracing::warn!(error = %e, "could not unpin a refused upload; its pin lapses");
+        }
+        state.cleanup.wake();
+    };
     let mut jobs = Vec::with_capacity(received.len());
+    let mut answers = Vec::with_capacity(received.len());
     for file in received {
         let original = match file.staged.commit(file.format).await {
             Ok(original) => original,
             Err(e) => {
-                state.quotas.refund(subject, files, bytes).await?;
+                refund().await;
+                unpin().await;
                 return Err(storage_error(e));
             }
         };
-        jobs.push(ImageJob {
-            original: original.key.clone(),
+        let payload = ImageJob {
+            original: original.key,
             filename: file.filename,
             bytes: original.bytes,
-            sha256: original.sha256.clone(),
+            sha256: original.sha256,
             format: file.format,
+        };
+        let delete_token = DeleteToken::new();
+        let id = JobId::new();
+        answers.push(json!({
+            "id": id,
+            "state": "queued",
+            "filename": payload.filename,
+            "bytes": payload.bytes,
+            "status_url": format!("/jobs/{id}"),
+            "events_url": format!("/ws?job={id}"),
+            "delete_url": format!("/uploads/{id}"),
+            "delete_token": delete_token.secret(),
+        }));
+        jobs.push(NewJob {
+            id,
+            content: Some(payload.sha256.clone()),
+            delete_digest: Some(delete_token.digest()),
+            payload: serde_json::to_value(&payload).map_err(Problem::internal)?,
         });
-        committed.push(original);
     }
-    let payloads: Vec<serde_json::Value> = jobs
-        .iter()
-        .map(|job| serde_json::to_value(job).map_err(Problem::internal))
-        .collect::<Result<_, _>>()?;
-    let ids: Vec<JobId> = jobs.iter().map(|_| JobId::new()).collect();
+    let ids: Vec<JobId> = jobs.iter().map(|job| job.id).collect();
     // From here a request dropped mid-way keeps its files: the enqueue may take effect though its
     // answer never comes, and a queued job must find its original. Only an enqueue known to have
-    // failed removes what this request created.
-    let created: Vec<StorageKey> = committed
-        .into_iter()
-        .filter_map(CommittedOriginal::keep)
-        .collect();
-    if let Err(e) = state.queue.enqueue_as(&ids, &payloads, subject).await {
-        match enqueued_after_all(&state, &ids, &e).await {
+    // failed lets go of them, through the pin: the sweep removes what nothing else references.
+    match state.queue.enqueue_as(&jobs, subject, Some(&pin)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(blocked)) => {
+            refund().await;
+            unpin().await;
+            let filename = answers[blocked.index]["filename"].as_str();
+            return Err(blocked_content(filename));
+        }
+        Err(e) => match enqueued_after_all(&state, &ids, &e).await {
             Some(true) => {
                 tracing::warn!(error = %e, "the enqueue's answer was lost, but it took effect")
             }
             Some(false) => {
-                if let Err(e) = state.quotas.refund(subject, files, bytes).await {
-                    tracing::warn!(error = %e, "could not give back a refused upload's quota");
-                }
-                for key in &created {
-                    if let Err(e) = state.storage.delete(key).await {
-                        tracing::warn!(error = %e, %key, "could not remove a refused upload");
-                    }
-                }
+                refund().await;
+                unpin().await;
                 return Err(Problem::from(e));
             }
             None => {
@@ -127,26 +169,25 @@ pub async fn upload(
                      accepted; try again shortly",
                 ));
             }
-        }
+        },
     }
-    let answers: Vec<serde_json::Value> = ids
-        .iter()
-        .zip(&jobs)
-        .map(|(id, job)| {
-            json!({
-                "id": id,
-                "state": "queued",
-                "filename": job.filename,
-                "bytes": job.bytes,
-                "status_url": format!("/jobs/{id}"),
-                "events_url": format!("/ws?job={id}"),
-            })
-        })
-        .collect();
     tracing::info!(jobs = ids.len(), subject = %caller.0.subject, "upload accepted");
     Ok(HttpResponse::Accepted()
         .insert_header(("Location", format!("/jobs/{}", ids[0])))
         .json(json!({ "jobs": answers })))
+}
+
+/// How long an upload's pin on its contents lasts if the upload dies before its enqueue.
+const PIN_LAPSE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The refusal of bytes an administrator blocked.
+fn blocked_content(filename: Option<&str>) -> Problem {
+    let which = filename.map_or_else(|| "a file".to_owned(), |name| format!("{name:?}"));
+    Problem::new(
+        actix_web::http::StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
+        "blocked-content",
+        format!("{which} has been removed by an administrator and may not be uploaded again"),
+    )
 }
 
 /// Reads a multipart body to its end through the guard: each file part streamed into staging,

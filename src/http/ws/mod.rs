@@ -41,6 +41,7 @@ use super::view::JobView;
 use crate::auth::tickets::{TICKET_TTL, Tickets};
 use crate::auth::{AuthError, Authenticator, Credential};
 use crate::events::EventHub;
+use crate::queue::JobId;
 use socket::Socket;
 
 /// What the websocket route needs beyond `AppState`.
@@ -73,6 +74,8 @@ pub(super) enum ServerMessage {
     Snapshot(JobView),
     /// A change: the same shape, without the upload's fields.
     Event(JobView),
+    /// The job was deleted for good; the socket stops watching it.
+    Deleted { id: JobId },
     Error {
         code: &'static str,
         detail: String,

@@ -294,6 +294,12 @@ impl Socket {
                 )))
                 .await
             }
+            Ok(Broadcast::Deleted(id)) => {
+                if self.watched.remove(&id).is_none() {
+                    return Ok(());
+                }
+                self.send(&ServerMessage::Deleted { id }).await
+            }
             // `run` schedules these, spread out; one arriving here is read at once.
             Ok(Broadcast::Resync) => self.resync().await,
             // This socket alone fell behind: no crowd to spread, so at once.

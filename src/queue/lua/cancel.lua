@@ -1,6 +1,7 @@
 -- cancel: stop a job that has not finished. A queued job leaves the waiting list, a retrying one the
 -- schedule; an active one stays with its worker, whose next ack or fail is then refused (fenced).
 -- KEYS[1]: the job hash   KEYS[2]: the waiting list   KEYS[3]: the retry schedule
+-- KEYS[4]: the expiry schedule of finished jobs
 -- ARGV[1]: job id   ARGV[2]: now (ms)   ARGV[3]: retention (ms)   ARGV[4]: events channel
 -- ARGV[5]: the caller's subject ('' for anonymous)
 -- Returns: {1, previous state} cancelled; {0, state} not cancellable (finished); {0, 'missing'}
@@ -17,6 +18,6 @@ elseif state ~= 'active' then
 end
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[2], 'updated_at', ARGV[2])
 redis.call('HDEL', KEYS[1], 'due_at', 'step')
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+schedule_expiry(KEYS[4], ARGV[1], ARGV[2], ARGV[3])
 publish_current(ARGV[4], KEYS[1], ARGV[1], ARGV[2])
 return {1, state}

@@ -89,3 +89,64 @@ local function release(processing, waiting, id, found_state)
     redis.call('RPUSH', waiting, id)
   end
 end
+
+-- A finished job's record is removed at `now + retention` by `expire.lua`, with its references, so
+-- disk and Redis shrink together; never silently by a TTL, which would leave its content counted.
+local function schedule_expiry(finished, id, now, retention)
+  redis.call('ZADD', finished, tonumber(now) + tonumber(retention), id)
+end
+
+-- The keys of contents and of subjects' indexes, built from the `{prefix}` tag the caller passes:
+-- the same names as `keys.rs` gives, all in the tag's one Redis Cluster slot.
+local function content_key(tag, content)
+  return tag .. ':content:' .. content
+end
+
+local function uploads_key(tag, subject)
+  if not subject or subject == '' then return tag .. ':uploads:anonymous' end
+  return tag .. ':uploads:subject:' .. subject
+end
+
+-- How many live references a content has: jobs (scored +inf) and pins of uploads not yet enqueued
+-- (scored by when they lapse). Lapsed pins (their upload died) are dropped first.
+local function live_refs(refs, now)
+  redis.call('ZREMRANGEBYSCORE', refs, '-inf', '(' .. now)
+  return redis.call('ZCARD', refs)
+end
+
+-- Removes a job whole, in any state: its record, its place in the waiting list or the retry
+-- schedule, its expiry, its subject's index and its reference to its content. What storage holds
+-- for it goes on the garbage schedule for the sweep, which removes files only after this: the
+-- job's outputs (`outputs:<id>`, due after `outputs_delay` ms when it is active, as its worker may
+-- still write until its lease is refused), and its content (`content:<c>`) when no other job or
+-- pin references it. An active job's id stays in its worker's processing list, whose next ack or
+-- fail finds no record and drops it. Publishes `{"id", "deleted": true}`.
+-- Returns nil (no record), or the state it was in, its subject, its payload and its content ('' for
+-- none).
+local function remove_job(tag, id, now, outputs_delay, channel)
+  local job_key = tag .. ':job:' .. id
+  local f = redis.call('HMGET', job_key, 'state', 'subject', 'content', 'payload')
+  local state = f[1]
+  if not state then return nil end
+  if state == 'queued' then
+    redis.call('LREM', tag .. ':waiting', 1, id)
+  elseif state == 'retrying' then
+    redis.call('ZREM', tag .. ':retrying', id)
+  end
+  redis.call('ZREM', tag .. ':finished', id)
+  redis.call('ZREM', uploads_key(tag, f[2]), id)
+  local garbage = tag .. ':garbage'
+  local due = tonumber(now)
+  if state == 'active' then due = due + tonumber(outputs_delay) end
+  redis.call('ZADD', garbage, 'NX', due, 'outputs:' .. id)
+  if f[3] and f[3] ~= '' then
+    local refs = content_key(tag, f[3])
+    redis.call('ZREM', refs, id)
+    if live_refs(refs, now) == 0 then
+      redis.call('ZADD', garbage, 'NX', now, 'content:' .. f[3])
+    end
+  end
+  redis.call('DEL', job_key)
+  redis.call('PUBLISH', channel, '{"id":"' .. id .. '","deleted":true}')
+  return state, f[2] or '', f[4] or '', f[3] or ''
+end

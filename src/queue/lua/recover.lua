@@ -3,7 +3,7 @@
 -- ids in its own list it does not hold (a BLMOVE or activate whose reply was lost).
 -- A job that was active counts a stall; past the limit it fails as a poison pill.
 -- KEYS[1]: the instance's heartbeat   KEYS[2]: the processing list   KEYS[3]: the waiting list
--- KEYS[4]: the job hash   KEYS[5]: the set of known workers
+-- KEYS[4]: the job hash   KEYS[5]: the set of known workers   KEYS[6]: the expiry schedule
 -- ARGV[1]: job id   ARGV[2]: the list's worker name   ARGV[3]: now (ms)   ARGV[4]: max stalls
 -- ARGV[5]: failed retention (ms)   ARGV[6]: events channel   ARGV[7]: '1' only if the instance is dead
 -- Returns: 'alive' (heartbeat present: nothing done), 'gone' (not in the list any more),
@@ -22,7 +22,7 @@ elseif f[1] == 'active' and f[2] == ARGV[2] then
     redis.call('HSET', KEYS[4], 'state', 'failed', 'error_code', 'stalled',
       'error_detail', 'the worker running this job died ' .. stalls .. ' times; not retrying',
       'finished_at', ARGV[3], 'updated_at', ARGV[3])
-    redis.call('PEXPIRE', KEYS[4], ARGV[5])
+    schedule_expiry(KEYS[6], ARGV[1], ARGV[3], ARGV[5])
     result = 'failed'
   else
     redis.call('HSET', KEYS[4], 'state', 'queued', 'progress', 0, 'updated_at', ARGV[3])

@@ -1,0 +1,373 @@
+//! Removing for good, so that disk and Redis shrink together and nothing is orphaned: deletions
+//! by an upload's owner and an administrator's purges, the expiry of finished records, the sweep
+//! that removes files once Redis says they are garbage, and the orphan sweep that finds files no
+//! record names.
+//!
+//! Redis always changes first (`queue::removal`, one script per removal, which also schedules the
+//! garbage), files after, so a record never names a missing file. Every process runs the loop
+//! ([`Cleanup::spawn`]): it expires due records and sweeps the garbage schedule every
+//! `storage.sweep_interval_ms`, at once when woken, and looks for orphans every
+//! `storage.orphan_sweep_interval_secs`, one instance at a time. A sweep that dies mid-way leaves
+//! its entries to come back after their lease; a file that is set aside is removed only if Redis,
+//! asked after, still finds no reference (see `storage::removal`).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, watch};
+
+use crate::auth::quotas::Quotas;
+use crate::image_job::ImageJob;
+use crate::queue::{
+    DeleteProof, Garbage, JobId, JobState, Queue, QueueError, QueueResult, ReconnectDelay, Removed,
+    Settle,
+};
+use crate::storage::{Storage, StorageSettings};
+
+/// How long a sweep holds the entries it claimed: one that died comes back after this.
+const SWEEP_LEASE: Duration = Duration::from_secs(300);
+/// Entries claimed at a time.
+const SWEEP_BATCH: usize = 100;
+/// An active job's worker may write outputs until its job times out; its outputs are swept once
+/// more this long after that.
+const OUTPUTS_MARGIN: Duration = Duration::from_secs(60);
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Originals removed: the last reference to them went.
+    pub originals_removed: usize,
+    /// Originals set aside and put back: an upload of the same bytes came in meanwhile.
+    pub originals_kept: usize,
+    /// Jobs whose outputs were removed.
+    pub outputs_removed: usize,
+    /// Entries that failed (left for a later sweep).
+    pub failed: usize,
+}
+
+/// What one orphan sweep found (and scheduled for removal).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OrphanReport {
+    pub originals: usize,
+    pub outputs: usize,
+    /// Records of an earlier version given their content reference.
+    pub adopted: usize,
+    /// Set-aside originals no sweep finished with.
+    pub tombs: usize,
+}
+
+/// Removal for one process; cheap to share.
+pub struct Cleanup {
+    queue: Queue,
+    storage: Storage,
+    quotas: Quotas,
+    settings: StorageSettings,
+    /// How long after an active job's removal its outputs are swept again.
+    outputs_delay: Duration,
+    wake: Notify,
+}
+
+impl Cleanup {
+    pub fn new(
+        queue: Queue,
+        storage: Storage,
+        quotas: Quotas,
+        settings: &StorageSettings,
+        job_timeout: Duration,
+    ) -> Self {
+        Self {
+            queue,
+            storage,
+            quotas,
+            settings: settings.clone(),
+            outputs_delay: job_timeout + OUTPUTS_MARGIN,
+            wake: Notify::new(),
+        }
+    }
+
+    /// Deletes a job if `proof` allows it (`None` otherwise, or when there is none), gives back
+    /// its subject's stored bytes, and removes its files before returning: what Redis no longer
+    /// names, storage no longer serves.
+    pub async fn delete(&self, id: &JobId, proof: DeleteProof<'_>) -> QueueResult<Option<Removed>> {
+        let removed = self.queue.delete(id, proof, self.outputs_delay).await?;
+        if let Some(removed) = &removed {
+            self.after_removal(std::slice::from_ref(removed)).await;
+        }
+        Ok(removed)
+    }
+
+    /// Removes every upload of the original with this SHA-256, and blocks it when `block` says so.
+    pub async fn purge(&self, sha256: &str, block: bool) -> QueueResult<Vec<Removed>> {
+        let removed = self.queue.purge(sha256, block, self.outputs_delay).await?;
+        self.after_removal(&removed).await;
+        Ok(removed)
+    }
+
+    /// Removes the finished records whose retention is over, and then their files.
+    pub async fn expire(&self) -> QueueResult<usize> {
+        let removed = self.queue.expire_due().await?;
+        if !removed.is_empty() {
+            tracing::info!(jobs = removed.len(), "expired finished jobs");
+            self.after_removal(&removed).await;
+        }
+        Ok(removed.len())
+    }
+
+    /// Gives back quotas, removes what active jobs wrote so far (their outputs are swept again
+    /// later, in case their workers write more), and sweeps what the removal scheduled (only
+    /// that: a backlog is the loop's). Failures are logged: the records are gone, and the garbage
+    /// schedule still holds the files.
+    async fn after_removal(&self, removed: &[Removed]) {
+        for job in removed {
+            let bytes = serde_json::from_str::<ImageJob>(&job.payload).map_or(0, |p| p.bytes);
+            if let Err(e) = self.quotas.release_stored(&job.subject, bytes).await {
+                tracing::warn!(error = %e, job = %job.id, "could not give back stored bytes");
+            }
+        }
+        let active: Vec<JobId> = removed
+            .iter()
+            .filter(|job| job.state == JobState::Active)
+            .map(|job| job.id)
+            .collect();
+        if !active.is_empty() {
+            let storage = self.storage.clone();
+            let removed = tokio::task::spawn_blocking(move || {
+                active
+                    .iter()
+                    .try_for_each(|id| storage.remove_outputs(id).map(drop))
+            })
+            .await;
+            if let Ok(Err(e)) = removed {
+                tracing::warn!(error = %e, "could not remove a deleted job's outputs yet");
+            }
+        }
+        let scheduled: Vec<Garbage> = removed
+            .iter()
+            .flat_map(|job| {
+                let content = job.content.clone().map(Garbage::Content);
+                std::iter::once(Garbage::Outputs(job.id)).chain(content)
+            })
+            .collect();
+        for batch in scheduled.chunks(SWEEP_BATCH) {
+            if let Err(e) = self.sweep_only(batch).await {
+                tracing::warn!(error = %e, "sweep failed; the garbage schedule keeps what is left");
+                return;
+            }
+        }
+    }
+
+    /// Takes the due garbage and removes it, until none is due.
+    pub async fn sweep(&self) -> QueueResult<SweepReport> {
+        self.sweep_only(&[]).await
+    }
+
+    /// Removes those of `only` that are due (all that is due when empty).
+    async fn sweep_only(&self, only: &[Garbage]) -> QueueResult<SweepReport> {
+        let mut report = SweepReport::default();
+        loop {
+            let claimed = self
+                .queue
+                .claim_garbage(SWEEP_LEASE, SWEEP_BATCH, only)
+                .await?;
+            let more = only.is_empty() && claimed.len() == SWEEP_BATCH;
+            for garbage in claimed {
+                self.remove(garbage, &mut report).await;
+            }
+            if !more {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// Removes one claimed entry's files. Anything that fails leaves the entry claimed, due
+    /// again when its lease ends.
+    async fn remove(&self, garbage: Garbage, report: &mut SweepReport) {
+        let storage = self.storage.clone();
+        match &garbage {
+            Garbage::Outputs(id) => {
+                let id = *id;
+                match blocking(move || storage.remove_outputs(&id)).await {
+                    Ok(_) => match self.queue.settle_garbage(&garbage).await {
+                        Ok(_) => report.outputs_removed += 1,
+                        Err(e) => {
+                            report.failed += 1;
+                            tracing::warn!(error = %e, job = %id, "could not settle removed outputs");
+                        }
+                    },
+                    Err(e) => {
+                        report.failed += 1;
+                        tracing::warn!(error = %e, job = %id, "could not remove outputs");
+                    }
+                }
+            }
+            Garbage::Content(sha) => {
+                let content = sha.clone();
+                let aside = match blocking(move || storage.set_aside_original(&content)).await {
+                    Ok(aside) => aside,
+                    Err(e) => {
+                        report.failed += 1;
+                        tracing::warn!(error = %e, %sha, "could not set an original aside");
+                        return;
+                    }
+                };
+                let settle = self.queue.settle_garbage(&garbage).await;
+                let Some(aside) = aside else {
+                    // Nothing stored: the entry is done whatever Redis says.
+                    return;
+                };
+                let outcome = match settle {
+                    Ok(Settle::Remove) => blocking(move || aside.remove())
+                        .await
+                        .map(|()| report.originals_removed += 1),
+                    Ok(Settle::Keep) => blocking(move || aside.put_back())
+                        .await
+                        .map(|()| report.originals_kept += 1),
+                    Err(e) => {
+                        // Unknown whether it is still garbage: keep it, and try again later.
+                        tracing::warn!(error = %e, %sha, "could not settle an original; putting it back");
+                        report.failed += 1;
+                        blocking(move || aside.put_back()).await
+                    }
+                };
+                if let Err(e) = outcome {
+                    report.failed += 1;
+                    tracing::error!(error = %e, %sha, "could not finish with a set-aside original");
+                }
+            }
+        }
+    }
+
+    /// Finds what storage holds and no record names, older than `storage.orphan_min_age_secs`
+    /// (younger files may belong to uploads under way), and schedules it as garbage, then
+    /// sweeps. Records an earlier version wrote without a content reference get one first, so
+    /// their originals count as referenced from then on. `None` when another instance holds the
+    /// sweep's lock, unless `forced` (at start-up: a restart after a crash sweeps at once; two
+    /// sweeps at the same time are only wasteful, since every removal is claimed).
+    pub async fn find_orphans(&self, forced: bool) -> QueueResult<Option<OrphanReport>> {
+        let interval = self.settings.orphan_sweep_interval();
+        if !self.queue.try_lock("orphan-sweep", interval / 2).await? && !forced {
+            return Ok(None);
+        }
+        let before = SystemTime::now() - self.settings.orphan_min_age();
+        let mut report = OrphanReport::default();
+        let jobs = self.queue.stored_jobs().await?;
+        let mut live: HashSet<JobId> = HashSet::with_capacity(jobs.len());
+        let mut referenced: HashSet<String> = HashSet::new();
+        for job in jobs {
+            live.insert(job.id);
+            match job.content {
+                Some(content) => {
+                    referenced.insert(content);
+                }
+                None => {
+                    let sha = job
+                        .payload
+                        .as_deref()
+                        .and_then(|p| serde_json::from_str::<ImageJob>(p).ok())
+                        .map(|p| p.sha256);
+                    if let Some(sha) = sha {
+                        if self.queue.adopt_content(&job.id, &sha).await? {
+                            report.adopted += 1;
+                        }
+                        referenced.insert(sha);
+                    }
+                }
+            }
+        }
+        let storage = self.storage.clone();
+        let (originals, outputs, tombs) = blocking(move || {
+            Ok((
+                storage.stored_originals()?,
+                storage.stored_outputs()?,
+                storage.remove_tombs_before(before)?,
+            ))
+        })
+        .await
+        .map_err(|e| QueueError::Protocol(format!("cannot list storage: {e}")))?;
+        report.tombs = tombs;
+        let mut garbage = Vec::new();
+        for original in originals {
+            if original.modified < before
+                && !referenced.contains(&original.what)
+                && !self.queue.is_referenced(&original.what).await?
+            {
+                garbage.push(Garbage::Content(original.what));
+                report.originals += 1;
+            }
+        }
+        let candidates: Vec<JobId> = outputs
+            .into_iter()
+            .filter(|o| o.modified < before && !live.contains(&o.what))
+            .map(|o| o.what)
+            .collect();
+        if !candidates.is_empty() {
+            for (id, exists) in candidates.iter().zip(self.queue.exist(&candidates).await?) {
+                if !exists {
+                    garbage.push(Garbage::Outputs(*id));
+                    report.outputs += 1;
+                }
+            }
+        }
+        if report != OrphanReport::default() {
+            tracing::info!(?report, "orphan sweep");
+        }
+        self.queue.schedule_garbage(&garbage).await?;
+        self.sweep().await?;
+        Ok(Some(report))
+    }
+
+    /// Sweeps soon, without waiting for the next interval.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs the loop until `stop` turns true: expiry and the sweep every
+    /// `storage.sweep_interval_ms` (or when woken), the orphan sweep at start and every
+    /// `storage.orphan_sweep_interval_secs`.
+    pub fn spawn(self: Arc<Self>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut sweep = tokio::time::interval(self.settings.sweep_interval());
+            let mut orphans = tokio::time::interval(self.settings.orphan_sweep_interval());
+            sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            orphans.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut delay = ReconnectDelay::new();
+            let mut first_orphan_sweep = true;
+            loop {
+                let orphan_sweep = tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = sweep.tick() => false,
+                    () = self.wake.notified() => false,
+                    _ = orphans.tick() => true,
+                };
+                let result = if orphan_sweep {
+                    let forced = std::mem::take(&mut first_orphan_sweep);
+                    self.find_orphans(forced).await.map(drop)
+                } else {
+                    match self.expire().await {
+                        Ok(_) => self.sweep().await.map(drop),
+                        Err(e) => Err(e),
+                    }
+                };
+                match result {
+                    Ok(()) => delay.reset(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cleanup failed; retrying");
+                        if !delay.wait(&mut stop).await {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Runs file work off the async executor.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(std::io::Error::other)?
+}

@@ -1,0 +1,161 @@
+//! Removing jobs for good: one by its owner or the holder of its delete token, every job naming a
+//! content (an administrator's purge), and finished jobs whose retention is over. Each is one
+//! script around the prelude's `remove_job`, which takes the record, its place in every list and
+//! index and its content reference together, and schedules what storage holds for the sweep
+//! (see `content.rs`): Redis first, files after.
+
+use std::time::Duration;
+
+use super::client::{Queue, QueueError, QueueResult};
+use super::job::{JobId, JobState};
+use super::subject::Subject;
+
+/// A job removed, as its record was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub id: JobId,
+    /// The state it was in.
+    pub state: JobState,
+    pub subject: Subject,
+    /// Its payload, raw: the producer reads what it needs (a size to give back to a quota).
+    pub payload: String,
+    /// The content it named.
+    pub content: Option<String>,
+}
+
+/// Who asks to delete a job.
+#[derive(Debug, Clone, Copy)]
+pub struct DeleteProof<'a> {
+    /// The caller's subject: a named one may delete its own jobs.
+    pub subject: &'a Subject,
+    /// The hex SHA-256 of the delete token presented, if any.
+    pub token_digest: Option<&'a str>,
+}
+
+/// Jobs removed by one expiry run, at most.
+const EXPIRE_BATCH: usize = 200;
+
+impl Queue {
+    /// Removes the job if `proof` allows it: `None` when there is no such job, or the caller may
+    /// not delete it (the two are told apart by no one). `outputs_delay`: how long after an active
+    /// job's removal its outputs are swept once more, as its worker may write until it learns.
+    pub async fn delete(
+        &self,
+        id: &JobId,
+        proof: DeleteProof<'_>,
+        outputs_delay: Duration,
+    ) -> QueueResult<Option<Removed>> {
+        let keys = self.keys();
+        let mut conn = self.conn().await?;
+        let answer: Vec<String> = self
+            .inner
+            .scripts
+            .delete
+            .key(keys.job(id))
+            .arg(id.to_string())
+            .arg(self.now())
+            .arg(keys.tag())
+            .arg(keys.events())
+            .arg(outputs_delay.as_millis() as u64)
+            .arg(proof.subject.field())
+            .arg(proof.token_digest.unwrap_or(""))
+            .invoke_async(&mut conn)
+            .await?;
+        match answer.as_slice() {
+            [] => Ok(None),
+            [state, subject, payload, content] => Ok(Some(removed(
+                id.to_string(),
+                state,
+                subject,
+                payload,
+                content,
+            )?)),
+            other => Err(QueueError::Protocol(format!("delete answered {other:?}"))),
+        }
+    }
+
+    /// Removes every job naming `content`, whoever owns it, and blocks it when `block` says so,
+    /// in one step (see `lua/purge.lua`).
+    pub async fn purge(
+        &self,
+        content: &str,
+        block: bool,
+        outputs_delay: Duration,
+    ) -> QueueResult<Vec<Removed>> {
+        let keys = self.keys();
+        let mut conn = self.conn().await?;
+        let answer: Vec<String> = self
+            .inner
+            .scripts
+            .purge
+            .key(keys.blocked())
+            .key(keys.content_refs(content))
+            .arg(content)
+            .arg(self.now())
+            .arg(keys.tag())
+            .arg(keys.events())
+            .arg(outputs_delay.as_millis() as u64)
+            .arg(if block { "1" } else { "0" })
+            .invoke_async(&mut conn)
+            .await?;
+        removed_list(answer)
+    }
+
+    /// Removes finished jobs whose retention is over, a batch at a time, until none is due.
+    pub async fn expire_due(&self) -> QueueResult<Vec<Removed>> {
+        let keys = self.keys();
+        let mut conn = self.conn().await?;
+        let mut all = Vec::new();
+        loop {
+            let answer: Vec<String> = self
+                .inner
+                .scripts
+                .expire
+                .key(keys.finished())
+                .arg(self.now())
+                .arg(keys.tag())
+                .arg(keys.events())
+                .arg(EXPIRE_BATCH)
+                .invoke_async(&mut conn)
+                .await?;
+            let batch = removed_list(answer)?;
+            let more = batch.len() == EXPIRE_BATCH;
+            all.extend(batch);
+            if !more {
+                return Ok(all);
+            }
+        }
+    }
+}
+
+fn removed(
+    id: String,
+    state: &str,
+    subject: &str,
+    payload: &str,
+    content: &str,
+) -> QueueResult<Removed> {
+    Ok(Removed {
+        id: id
+            .parse()
+            .map_err(|_| QueueError::Protocol(format!("removed job {id:?}")))?,
+        state: state.parse().map_err(QueueError::Protocol)?,
+        subject: Subject::from_field(Some(subject.to_owned())),
+        payload: payload.to_owned(),
+        content: (!content.is_empty()).then(|| content.to_owned()),
+    })
+}
+
+/// Reads `{id, state, subject, payload, content, ...}`.
+fn removed_list(answer: Vec<String>) -> QueueResult<Vec<Removed>> {
+    if !answer.len().is_multiple_of(5) {
+        return Err(QueueError::Protocol(format!(
+            "a list of removed jobs of {} values",
+            answer.len()
+        )));
+    }
+    answer
+        .chunks(5)
+        .map(|c| removed(c[0].clone(), &c[1], &c[2], &c[3], &c[4]))
+        .collect()
+}
