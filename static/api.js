@@ -1,4 +1,5 @@
-// pixdrop's HTTP API as the page uses it: job requests, and problem+json errors turned into words.
+// pixdrop's HTTP API as the page uses it: job requests, deletion, and problem+json errors turned
+// into words.
 import { authHeaders } from './session.js';
 
 export function parseJson(text) {
@@ -36,6 +37,14 @@ export const cancelJob = (id) => request('DELETE', jobUrl(id));
 export const retryJob = (id) => request('POST', `${jobUrl(id)}/retry`);
 
 export const jobStatus = (id) => request('GET', jobUrl(id));
+
+/**
+ * 204 once the upload, its variants and (unless shared) its original are gone; 404 when it is
+ * gone already. The owner's sign-in proves it; without one, the upload's `delete_token`.
+ */
+export const deleteUpload = (id, token) => request(
+  'DELETE', `/uploads/${encodeURIComponent(id)}${token ? `?token=${encodeURIComponent(token)}` : ''}`,
+);
 
 /** 200 with `{ jobs, next }`: the signed-in caller's latest jobs, newest first. */
 export const myJobs = (limit) => request('GET', `/jobs?limit=${limit}`);

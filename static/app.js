@@ -3,11 +3,11 @@
 // until its WebP variants are ready, and shows every file as a row (rows.js). This file holds the
 // page's state and wires those parts to each other and to the document. Where pixdrop requires
 // sign-in it first asks for a token (session.js), then shows the uploads the caller already has.
-import { cancelJob, jobStatus, myJobs, problemDetail, retryJob } from './api.js';
+import { cancelJob, deleteUpload, jobStatus, myJobs, problemDetail, retryJob } from './api.js';
 import { UNFINISHED, errorText, isStale, mergeEvent } from './jobs.js';
 import { formatNames, limits, limitsLoaded, refusal } from './limits.js';
 import { Row, view } from './rows.js';
-import { authHeaders, signOut, useToken, whoAmI } from './session.js';
+import { authHeaders, signOut, signedIn, useToken, whoAmI } from './session.js';
 import { JobSocket } from './socket.js';
 import { Uploads } from './uploads.js';
 import { formatBytes, listWords, plural } from './words.js';
@@ -63,10 +63,19 @@ class Item {
     this.busy = false;
     this.jobId = null;
     this.job = null;
+    // The upload's delete token, from the server's answer; kept in memory only.
+    this.deleteToken = null;
+    // The row asks "delete for good?".
+    this.confirming = false;
     this.xhr = null;
     // An object URL of the file for the preview, revoked once the server's thumbnail replaces it.
     this.preview = null;
     this.row = null;
+  }
+
+  /** The caller owns the job (signed in), or holds its delete token. */
+  get deletable() {
+    return Boolean(this.jobId) && (Boolean(this.deleteToken) || signedIn());
   }
 
   revokePreview() {
@@ -128,6 +137,9 @@ function show(item) {
     cancel: () => cancel(item),
     retry: () => retry(item),
     remove: () => remove(item),
+    askDelete: () => askDelete(item),
+    confirmDelete: () => deleteJob(item),
+    keep: () => keep(item),
   });
   ui.files.append(item.row.li);
   render(item);
@@ -154,6 +166,7 @@ const uploads = new Uploads({
   onAccepted(item, accepted) {
     item.phase = 'job';
     item.jobId = accepted.id;
+    item.deleteToken = accepted.delete_token || null;
     item.job = {
       id: accepted.id, state: accepted.state || 'queued', attempts: 0, max_attempts: 0,
       progress: 0, step: null, error: null, variants: [],
@@ -273,6 +286,35 @@ async function retry(item) {
   render(item);
 }
 
+function askDelete(item) {
+  item.confirming = true;
+  item.note = '';
+  render(item);
+  item.row.keepButton.focus();
+}
+
+function keep(item) {
+  item.confirming = false;
+  render(item);
+  item.row.deleteButton.focus();
+}
+
+async function deleteJob(item) {
+  item.busy = true;
+  render(item);
+  const answer = await deleteUpload(item.jobId, item.deleteToken);
+  item.busy = false;
+  item.confirming = false;
+  // 404: gone already (deleted elsewhere, or expired); either way there is nothing left to keep.
+  if (answer.status === 204 || answer.status === 404) {
+    announce(`${item.name} deleted`);
+    remove(item);
+    return;
+  }
+  item.note = `Could not delete: ${problemDetail(answer.body, answer.status)}.`;
+  render(item);
+}
+
 function remove(item) {
   // Keep keyboard focus in the list rather than dropping it to the top of the page.
   const next = item.row.li.nextElementSibling || item.row.li.previousElementSibling;
@@ -351,6 +393,11 @@ function onServerMessage(message) {
     }
   } else if (message.type === 'event') {
     if (item && item.job) applyJob(item, mergeEvent(item.job, message));
+  } else if (message.type === 'deleted') {
+    if (item) {
+      announce(`${item.name} was deleted`);
+      remove(item);
+    }
   } else if (message.type !== 'error') {
     // Newer servers may say more; this page ignores what it does not know.
   } else if (message.code === 'not-found' && item) {

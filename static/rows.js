@@ -100,16 +100,20 @@ function jobView(item) {
       const n = (job.variants || []).length;
       const original = job.original && job.original.width
         ? ` · original ${job.original.width}×${job.original.height}` : '';
-      return { state: 'completed', badge: 'Done', detail: `${plural(n, 'variant')}${original}`, remove: true };
+      return {
+        state: 'completed', badge: 'Done', detail: `${plural(n, 'variant')}${original}`, remove: true,
+        del: item.deletable,
+      };
     }
     case 'failed':
       return {
         state: 'failed', badge: 'Failed', detail: `after ${plural(job.attempts || 1, 'attempt')}`,
-        reason: errorText(job), retry: true, remove: true,
+        reason: errorText(job), retry: true, remove: true, del: item.deletable,
       };
     case 'cancelled':
       return {
         state: 'cancelled', badge: 'Cancelled', detail: 'Processing cancelled', retry: true, remove: true,
+        del: item.deletable,
       };
     default:
       return { state: job.state, badge: job.state, remove: true };
@@ -134,7 +138,10 @@ function variantLink(variant) {
 }
 
 export class Row {
-  /** `actions` holds `cancel`, `retry` and `remove`, each called with no argument. */
+  /**
+   * `actions` holds `cancel`, `retry`, `remove` (from the list), `askDelete` (shows the
+   * confirmation), `confirmDelete` and `keep` (hides it), each called with no argument.
+   */
   constructor(item, actions) {
     this.item = item;
     this.li = el('li', 'file');
@@ -160,7 +167,20 @@ export class Row {
     this.actions = el('div', 'file-actions');
     this.cancelButton = button('Cancel', `Cancel ${item.name}`, 'btn', actions.cancel);
     this.retryButton = button('Retry', `Retry ${item.name}`, 'btn btn-primary', actions.retry);
-    this.actions.append(this.cancelButton, this.retryButton);
+    this.deleteButton = button('Delete', `Delete ${item.name} from the server`, 'btn',
+      actions.askDelete);
+    this.actions.append(this.cancelButton, this.retryButton, this.deleteButton);
+    // Deleting cannot be undone: the row asks first, in place rather than in a modal dialog.
+    this.confirm = el('div', 'file-confirm');
+    this.confirm.setAttribute('role', 'group');
+    this.confirm.setAttribute('aria-label', `Confirm deleting ${item.name}`);
+    this.confirmText = el('span', 'file-confirm-text',
+      'Delete this upload and its variants for good?');
+    this.confirmButton = button('Delete for good', `Delete ${item.name} for good`, 'btn btn-danger',
+      actions.confirmDelete);
+    this.keepButton = button('Keep', `Keep ${item.name}`, 'btn', actions.keep);
+    this.confirm.append(this.confirmText, this.confirmButton, this.keepButton);
+    body.append(this.confirm);
     this.removeButton = button('×', `Remove ${item.name} from the list`, 'btn btn-icon file-remove',
       actions.remove);
 
@@ -201,10 +221,15 @@ export class Row {
 
     this.cancelButton.hidden = !v.cancel;
     this.retryButton.hidden = !v.retry;
+    this.deleteButton.hidden = !v.del || item.confirming;
     this.removeButton.hidden = !v.remove;
     this.cancelButton.disabled = item.busy;
     this.retryButton.disabled = item.busy;
-    this.actions.hidden = !(v.cancel || v.retry);
+    this.deleteButton.disabled = item.busy;
+    this.confirm.hidden = !(v.del && item.confirming);
+    this.confirmButton.disabled = item.busy;
+    this.keepButton.disabled = item.busy;
+    this.actions.hidden = !(v.cancel || v.retry || (v.del && !item.confirming));
     this.renderResult(v.state === 'completed' ? item.job : null);
     return v;
   }

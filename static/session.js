@@ -22,6 +22,11 @@ export function authHeaders() {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
+/** Whether the page acts for a signed-in subject, who owns (and may delete) its uploads. */
+export function signedIn() {
+  return Boolean(token);
+}
+
 export function useToken(value) {
   token = value;
   sessionStorage.setItem(KEY, value);

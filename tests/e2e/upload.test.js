@@ -339,3 +339,37 @@ e2e('the page reads well in dark mode and on a phone', async ({ open }) => {
   await screenshot(phone.page, 'upload-mobile.png');
   assert.deepEqual([...dark.problems, ...phone.problems], []);
 });
+
+e2e('a finished upload is deleted from its row after a confirmation, and its files with it', async ({ open }) => {
+  const { page, problems } = await open();
+  // A photo no other test uploads: its original is this upload's alone, so it goes too.
+  const name = 'LadyBird.jpg';
+  await dropFiles(page, [photo(name)]);
+  const { src, hrefs } = await assertDone(page, name);
+  const done = row(page, name);
+
+  // Asking first: "Keep" changes nothing.
+  await done.getByRole('button', { name: `Delete ${name} from the server` }).click();
+  const confirm = done.getByRole('group', { name: `Confirm deleting ${name}` });
+  await confirm.waitFor();
+  assert.equal(await confirm.locator('.file-confirm-text').textContent(),
+    'Delete this upload and its variants for good?');
+  await confirm.getByRole('button', { name: `Keep ${name}` }).click();
+  assert.equal(await confirm.isHidden(), true);
+  assert.equal((await fetch(`${pixdrop.url}${src}`)).status, 200);
+
+  const deletes = [];
+  page.on('request', (request) => {
+    if (request.method() === 'DELETE') deletes.push(request.url());
+  });
+  await done.getByRole('button', { name: `Delete ${name} from the server` }).click();
+  await confirm.getByRole('button', { name: `Delete ${name} for good` }).click();
+  await waitForAnnouncement(page, new RegExp(`^${name} deleted$`));
+  assert.equal(await row(page, name).count(), 0, 'the row is gone');
+  assert.equal(deletes.length, 1);
+  assert.match(deletes[0], /\/uploads\/[\w-]+\?token=[\w-]+$/, 'without sign-in the token proves it');
+  for (const href of hrefs) {
+    assert.equal((await fetch(`${pixdrop.url}${href}`)).status, 404, `${href} is gone`);
+  }
+  assert.deepEqual(problems, []);
+});
