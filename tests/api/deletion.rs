@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 use pixdrop::app::Role;
 use pixdrop::auth::quotas::{QuotaSettings, Quotas};
 use pixdrop::cleanup::Cleanup;
-use pixdrop::queue::{DeleteProof, JobId, KeyPrefix, NewJob, Subject};
+use pixdrop::pipeline::ImageFormat;
+use pixdrop::queue::{DeleteProof, Garbage, JobId, KeyPrefix, NewJob, Queue, Settle, Subject};
 use pixdrop::storage::{Storage, StorageSettings};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -508,6 +509,47 @@ async fn expired_records_take_their_files_with_them() {
     .await;
 }
 
+/// Stores `bytes` as an upload does (pin, commit, enqueue taking over the pin) for `copies` jobs
+/// of `owner`: the content's SHA-256 and the jobs' ids.
+async fn store(
+    queue: &Queue,
+    storage: &Storage,
+    owner: &Subject,
+    bytes: &[u8],
+    copies: usize,
+) -> (String, Vec<JobId>) {
+    let mut staged = storage.stage().await.unwrap();
+    staged.write(bytes).await.unwrap();
+    let sha = staged.sha256();
+    let pin = queue
+        .pin(std::slice::from_ref(&sha), Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    staged.commit(ImageFormat::Png).await.unwrap();
+    let jobs: Vec<NewJob> = (0..copies)
+        .map(|_| NewJob {
+            content: Some(sha.clone()),
+            ..NewJob::new(json!({}))
+        })
+        .collect();
+    queue
+        .enqueue_as(&jobs, owner, Some(&pin))
+        .await
+        .unwrap()
+        .unwrap();
+    (sha, jobs.iter().map(|job| job.id).collect())
+}
+
+/// One instance's removal, on `queue`'s Redis and the storage in `dir`.
+fn cleanup_on(queue: Queue, dir: &std::path::Path) -> Cleanup {
+    let storage = Storage::open(dir).unwrap();
+    let prefix = KeyPrefix::parse("pixdrop").unwrap();
+    let quotas = Quotas::new(queue.pool().clone(), &prefix, &QuotaSettings::default());
+    let settings = StorageSettings::default();
+    Cleanup::new(queue, storage, quotas, &settings, Duration::from_secs(5))
+}
+
 #[tokio::test]
 async fn concurrent_sweeps_of_two_instances_remove_each_file_exactly_once() {
     // Two instances delete the two uploads of each of many contents at the same moment and sweep
@@ -515,63 +557,28 @@ async fn concurrent_sweeps_of_two_instances_remove_each_file_exactly_once() {
     const CONTENTS: usize = 20;
     let redis = TestRedis::start();
     let dir = tempfile::tempdir().unwrap();
-    let prefix = KeyPrefix::parse("pixdrop").unwrap();
-    let instance = || {
-        let queue = redis.queue();
-        let storage = Storage::open(dir.path()).unwrap();
-        let quotas = Quotas::new(queue.pool().clone(), &prefix, &QuotaSettings::default());
-        Cleanup::new(
-            queue,
-            storage,
-            quotas,
-            &StorageSettings::default(),
-            Duration::from_secs(5),
-        )
-    };
-    let (one, two) = (instance(), instance());
+    let (one, two) = (
+        cleanup_on(redis.queue(), dir.path()),
+        cleanup_on(redis.queue(), dir.path()),
+    );
     let queue = redis.queue();
     let storage = Storage::open(dir.path()).unwrap();
-    let mut pairs = Vec::new();
+    let owner = Subject::parse("owner").unwrap();
+    let (mut first, mut second) = (Vec::new(), Vec::new());
     for i in 0..CONTENTS {
-        let mut staged = storage.stage().await.unwrap();
-        staged
-            .write(format!("content {i}").as_bytes())
-            .await
-            .unwrap();
-        let sha = staged.sha256();
-        let pin = queue
-            .pin(std::slice::from_ref(&sha), Duration::from_secs(60))
-            .await
-            .unwrap()
-            .unwrap();
-        staged
-            .commit(pixdrop::pipeline::ImageFormat::Png)
-            .await
-            .unwrap();
-        let jobs: Vec<NewJob> = (0..2)
-            .map(|_| NewJob {
-                content: Some(sha.clone()),
-                ..NewJob::new(json!({}))
-            })
-            .collect();
-        let owner = Subject::parse("owner").unwrap();
-        queue
-            .enqueue_as(&jobs, &owner, Some(&pin))
-            .await
-            .unwrap()
-            .unwrap();
-        pairs.push((jobs[0].id, jobs[1].id));
+        let bytes = format!("content {i}");
+        let (_, ids) = store(&queue, &storage, &owner, bytes.as_bytes(), 2).await;
+        first.push(ids[0]);
+        second.push(ids[1]);
     }
     assert_eq!(storage.stored_originals().unwrap().len(), CONTENTS);
-    let owner = Subject::parse("owner").unwrap();
     let proof = DeleteProof {
         subject: &owner,
         token_digest: None,
     };
-    let (first, second): (Vec<JobId>, Vec<JobId>) = pairs.into_iter().unzip();
     async fn run(
         cleanup: &Cleanup,
-        queue: &pixdrop::queue::Queue,
+        queue: &Queue,
         ids: Vec<JobId>,
         proof: DeleteProof<'_>,
     ) -> usize {
@@ -609,40 +616,13 @@ async fn an_upload_of_the_same_bytes_during_a_sweep_keeps_its_original() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::open(dir.path()).unwrap();
     let owner = Subject::parse("owner").unwrap();
-    let store = |bytes: &'static [u8]| {
-        let (storage, queue, owner) = (storage.clone(), queue.clone(), owner.clone());
-        async move {
-            let mut staged = storage.stage().await.unwrap();
-            staged.write(bytes).await.unwrap();
-            let sha = staged.sha256();
-            let pin = queue
-                .pin(std::slice::from_ref(&sha), Duration::from_secs(60))
-                .await
-                .unwrap()
-                .unwrap();
-            staged
-                .commit(pixdrop::pipeline::ImageFormat::Png)
-                .await
-                .unwrap();
-            let job = NewJob {
-                content: Some(sha.clone()),
-                ..NewJob::new(json!({}))
-            };
-            queue
-                .enqueue_as(std::slice::from_ref(&job), &owner, Some(&pin))
-                .await
-                .unwrap()
-                .unwrap();
-            (job.id, sha)
-        }
-    };
-    let (old, sha) = store(b"the same bytes").await;
     let proof = DeleteProof {
         subject: &owner,
         token_digest: None,
     };
+    let (sha, old) = store(&queue, &storage, &owner, b"the same bytes", 1).await;
     queue
-        .delete(&old, proof, Duration::from_secs(5))
+        .delete(&old[0], proof, Duration::from_secs(5))
         .await
         .unwrap()
         .unwrap();
@@ -650,36 +630,28 @@ async fn an_upload_of_the_same_bytes_during_a_sweep_keeps_its_original() {
         .claim_garbage(Duration::from_secs(60), 10, &[])
         .await
         .unwrap();
-    assert!(claimed.contains(&pixdrop::queue::Garbage::Content(sha.clone())));
+    assert!(claimed.contains(&Garbage::Content(sha.clone())));
 
-    let (new, _) = store(b"the same bytes").await;
+    let (_, new) = store(&queue, &storage, &owner, b"the same bytes", 1).await;
     let aside = storage
         .set_aside_original(&sha)
         .unwrap()
         .expect("the file was there");
     let settle = queue
-        .settle_garbage(&pixdrop::queue::Garbage::Content(sha.clone()))
+        .settle_garbage(&Garbage::Content(sha.clone()))
         .await
         .unwrap();
-    assert_eq!(settle, pixdrop::queue::Settle::Keep);
+    assert_eq!(settle, Settle::Keep);
     aside.put_back().unwrap();
-    assert!(storage.has_original(&sha), "job {new} finds its original");
+    assert!(storage.has_original(&sha), "the new job finds its original");
 
     // Once the new job goes too, the next sweep removes the file.
     queue
-        .delete(&new, proof, Duration::from_secs(5))
+        .delete(&new[0], proof, Duration::from_secs(5))
         .await
         .unwrap()
         .unwrap();
-    let prefix = KeyPrefix::parse("pixdrop").unwrap();
-    let quotas = Quotas::new(queue.pool().clone(), &prefix, &QuotaSettings::default());
-    let cleanup = Cleanup::new(
-        queue.clone(),
-        storage.clone(),
-        quotas,
-        &StorageSettings::default(),
-        Duration::from_secs(5),
-    );
+    let cleanup = cleanup_on(queue.clone(), dir.path());
     assert_eq!(cleanup.sweep().await.unwrap().originals_removed, 1);
     assert!(!storage.has_original(&sha));
 }

@@ -354,6 +354,7 @@ e2e('a finished upload is deleted from its row after a confirmation, and its fil
   await confirm.waitFor();
   assert.equal(await confirm.locator('.file-confirm-text').textContent(),
     'Delete this upload and its variants for good?');
+  await screenshot(page, 'delete-confirm.png');
   await confirm.getByRole('button', { name: `Keep ${name}` }).click();
   assert.equal(await confirm.isHidden(), true);
   assert.equal((await fetch(`${pixdrop.url}${src}`)).status, 200);
