@@ -102,6 +102,10 @@ impl Application {
             &settings.storage,
             settings.workers.job_timeout(),
         ));
+        cleanup
+            .adopt_earlier_records()
+            .await
+            .context("cannot give earlier records their content references")?;
 
         let mut events = None;
         let http = if role.serves_http() {

@@ -20,8 +20,8 @@ use tokio::sync::{Notify, watch};
 use crate::auth::quotas::Quotas;
 use crate::image_job::ImageJob;
 use crate::queue::{
-    DeleteProof, Garbage, JobId, JobState, Queue, QueueError, QueueResult, ReconnectDelay, Removed,
-    Settle,
+    ClaimedGarbage, DeleteProof, Garbage, JobId, JobState, Queue, QueueError, QueueResult,
+    ReconnectDelay, Removed, StoredJob,
 };
 use crate::storage::{Storage, StorageSettings};
 
@@ -53,7 +53,7 @@ pub struct OrphanReport {
     pub outputs: usize,
     /// Records of an earlier version given their content reference.
     pub adopted: usize,
-    /// Set-aside originals no sweep finished with.
+    /// Set-aside originals no sweep finished with (restored or removed as Redis says).
     pub tombs: usize,
 }
 
@@ -125,9 +125,10 @@ impl Cleanup {
                 tracing::warn!(error = %e, job = %job.id, "could not give back stored bytes");
             }
         }
+        // A cancelled job's worker may still be writing too, until its lease is refused.
         let active: Vec<JobId> = removed
             .iter()
-            .filter(|job| job.state == JobState::Active)
+            .filter(|job| matches!(job.state, JobState::Active | JobState::Cancelled))
             .map(|job| job.id)
             .collect();
         if !active.is_empty() {
@@ -171,8 +172,8 @@ impl Cleanup {
                 .claim_garbage(SWEEP_LEASE, SWEEP_BATCH, only)
                 .await?;
             let more = only.is_empty() && claimed.len() == SWEEP_BATCH;
-            for garbage in claimed {
-                self.remove(garbage, &mut report).await;
+            for entry in claimed {
+                self.remove(entry, &mut report).await;
             }
             if !more {
                 return Ok(report);
@@ -180,112 +181,127 @@ impl Cleanup {
         }
     }
 
-    /// Removes one claimed entry's files. Anything that fails leaves the entry claimed, due
-    /// again when its lease ends.
-    async fn remove(&self, garbage: Garbage, report: &mut SweepReport) {
+    /// Deals with one claimed entry's files, then finishes the entry. Anything that fails leaves
+    /// the entry claimed, due again when its lease ends, and its files as they are: a set-aside
+    /// original stays set aside, where the next sweep finds it.
+    async fn remove(&self, claimed: ClaimedGarbage, report: &mut SweepReport) {
         let storage = self.storage.clone();
-        match &garbage {
+        let done = match &claimed.garbage {
             Garbage::Outputs(id) => {
                 let id = *id;
-                match blocking(move || storage.remove_outputs(&id)).await {
-                    Ok(_) => match self.queue.settle_garbage(&garbage).await {
-                        Ok(_) => report.outputs_removed += 1,
-                        Err(e) => {
-                            report.failed += 1;
-                            tracing::warn!(error = %e, job = %id, "could not settle removed outputs");
-                        }
-                    },
-                    Err(e) => {
-                        report.failed += 1;
-                        tracing::warn!(error = %e, job = %id, "could not remove outputs");
-                    }
-                }
+                blocking(move || storage.remove_outputs(&id))
+                    .await
+                    .map(|_| report.outputs_removed += 1)
             }
-            Garbage::Content(sha) => {
+            Garbage::Content(sha) if claimed.referenced => {
+                // Not garbage any more; a sweep that died holding it may have set it aside.
                 let content = sha.clone();
-                let aside = match blocking(move || storage.set_aside_original(&content)).await {
-                    Ok(aside) => aside,
-                    Err(e) => {
-                        report.failed += 1;
-                        tracing::warn!(error = %e, %sha, "could not set an original aside");
-                        return;
-                    }
-                };
-                let settle = self.queue.settle_garbage(&garbage).await;
-                let Some(aside) = aside else {
-                    // Nothing stored: the entry is done whatever Redis says.
-                    return;
-                };
-                let outcome = match settle {
-                    Ok(Settle::Remove) => blocking(move || aside.remove())
-                        .await
-                        .map(|()| report.originals_removed += 1),
-                    Ok(Settle::Keep) => blocking(move || aside.put_back())
-                        .await
-                        .map(|()| report.originals_kept += 1),
-                    Err(e) => {
-                        // Unknown whether it is still garbage: keep it, and try again later.
-                        tracing::warn!(error = %e, %sha, "could not settle an original; putting it back");
-                        report.failed += 1;
-                        blocking(move || aside.put_back()).await
-                    }
-                };
-                if let Err(e) = outcome {
-                    report.failed += 1;
-                    tracing::error!(error = %e, %sha, "could not finish with a set-aside original");
-                }
+                blocking(move || storage.restore_original(&content))
+                    .await
+                    .map(|restored| report.originals_kept += usize::from(restored))
+            }
+            Garbage::Content(sha) => self.remove_original(sha, report).await,
+        };
+        let finished = match done {
+            Ok(()) => self.queue.finish_garbage(&claimed.garbage).await,
+            Err(e) => {
+                report.failed += 1;
+                tracing::error!(error = %e, garbage = ?claimed.garbage, "could not remove; retrying after the lease");
+                return;
+            }
+        };
+        if let Err(e) = finished {
+            // The files are dealt with; the entry comes back after its lease and finds so.
+            tracing::warn!(error = %e, garbage = ?claimed.garbage, "could not finish a garbage entry");
+        }
+    }
+
+    /// Sets an unreferenced original aside, asks Redis once more, and removes it or puts it back.
+    async fn remove_original(&self, sha: &str, report: &mut SweepReport) -> std::io::Result<()> {
+        let (storage, content) = (self.storage.clone(), sha.to_owned());
+        let Some(aside) = blocking(move || storage.set_aside_original(&content)).await? else {
+            return Ok(());
+        };
+        match self.queue.is_referenced(sha).await {
+            Ok(false) => {
+                blocking(move || aside.remove()).await?;
+                report.originals_removed += 1;
+                Ok(())
+            }
+            Ok(true) => {
+                blocking(move || aside.put_back()).await?;
+                report.originals_kept += 1;
+                Ok(())
+            }
+            Err(e) => {
+                // Unknown whether it is still garbage: keep it, and ask again after the lease.
+                blocking(move || aside.put_back()).await?;
+                Err(std::io::Error::other(format!(
+                    "could not ask whether it is referenced: {e}"
+                )))
             }
         }
     }
 
+    /// Gives every record an earlier version wrote (without a content reference) its reference,
+    /// before anything is removed: until then a deletion of a newer upload of the same bytes
+    /// would take their original. Run at start-up, before serving; the orphan sweep does it again
+    /// for any that came later. Returns how many were adopted.
+    pub async fn adopt_earlier_records(&self) -> QueueResult<usize> {
+        let jobs = self.queue.stored_jobs().await?;
+        let adopted = self.adopt(&jobs).await?;
+        if adopted > 0 {
+            tracing::info!(
+                adopted,
+                "records of an earlier version given their content reference"
+            );
+        }
+        Ok(adopted)
+    }
+
+    async fn adopt(&self, jobs: &[StoredJob]) -> QueueResult<usize> {
+        let mut adopted = 0;
+        for job in jobs.iter().filter(|job| job.content.is_none()) {
+            if let Some(sha) = sha256_of(job) {
+                adopted += usize::from(self.queue.adopt_content(&job.id, &sha).await?);
+            }
+        }
+        Ok(adopted)
+    }
+
     /// Finds what storage holds and no record names, older than `storage.orphan_min_age_secs`
     /// (younger files may belong to uploads under way), and schedules it as garbage, then
-    /// sweeps. Records an earlier version wrote without a content reference get one first, so
-    /// their originals count as referenced from then on. `None` when another instance holds the
-    /// sweep's lock, unless `forced` (at start-up: a restart after a crash sweeps at once; two
-    /// sweeps at the same time are only wasteful, since every removal is claimed).
+    /// sweeps; the claim asks Redis again, so a content referenced since is kept. Originals a
+    /// sweep set aside and never finished with are scheduled too: the claim puts them back if they
+    /// are referenced, and removes them if not. `None` when another instance holds the sweep's
+    /// lock, unless `forced` (at start-up: a restart after a crash sweeps at once; two sweeps at
+    /// the same time are only wasteful, since every removal is claimed).
     pub async fn find_orphans(&self, forced: bool) -> QueueResult<Option<OrphanReport>> {
         let interval = self.settings.orphan_sweep_interval();
         if !self.queue.try_lock("orphan-sweep", interval / 2).await? && !forced {
             return Ok(None);
         }
         let before = SystemTime::now() - self.settings.orphan_min_age();
-        let mut report = OrphanReport::default();
         let jobs = self.queue.stored_jobs().await?;
-        let mut live: HashSet<JobId> = HashSet::with_capacity(jobs.len());
-        let mut referenced: HashSet<String> = HashSet::new();
-        for job in jobs {
-            live.insert(job.id);
-            match job.content {
-                Some(content) => {
-                    referenced.insert(content);
-                }
-                None => {
-                    let sha = job
-                        .payload
-                        .as_deref()
-                        .and_then(|p| serde_json::from_str::<ImageJob>(p).ok())
-                        .map(|p| p.sha256);
-                    if let Some(sha) = sha {
-                        if self.queue.adopt_content(&job.id, &sha).await? {
-                            report.adopted += 1;
-                        }
-                        referenced.insert(sha);
-                    }
-                }
-            }
-        }
+        let mut report = OrphanReport {
+            adopted: self.adopt(&jobs).await?,
+            ..OrphanReport::default()
+        };
+        let live: HashSet<JobId> = jobs.iter().map(|job| job.id).collect();
+        let referenced: HashSet<String> = jobs
+            .iter()
+            .filter_map(|job| job.content.clone().or_else(|| sha256_of(job)))
+            .collect();
         let storage = self.storage.clone();
         let (originals, outputs, tombs) = blocking(move || {
             Ok((
                 storage.stored_originals()?,
                 storage.stored_outputs()?,
-                storage.remove_tombs_before(before)?,
+                storage.stored_tombs()?,
             ))
         })
         .await
         .map_err(|e| QueueError::Protocol(format!("cannot list storage: {e}")))?;
-        report.tombs = tombs;
         let mut garbage = Vec::new();
         for original in originals {
             if original.modified < before
@@ -295,6 +311,10 @@ impl Cleanup {
                 garbage.push(Garbage::Content(original.what));
                 report.originals += 1;
             }
+        }
+        for tomb in tombs.into_iter().filter(|t| t.modified < before) {
+            garbage.push(Garbage::Content(tomb.what));
+            report.tombs += 1;
         }
         let candidates: Vec<JobId> = outputs
             .into_iter()
@@ -361,6 +381,13 @@ impl Cleanup {
             }
         })
     }
+}
+
+/// The SHA-256 of the original a record's payload names (records of an earlier version name their
+/// content only there).
+fn sha256_of(job: &StoredJob) -> Option<String> {
+    let payload = serde_json::from_str::<ImageJob>(job.payload.as_deref()?).ok()?;
+    Some(payload.sha256)
 }
 
 /// Runs file work off the async executor.

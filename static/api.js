@@ -1,6 +1,6 @@
 // pixdrop's HTTP API as the page uses it: job requests, deletion, and problem+json errors turned
 // into words.
-import { authHeaders } from './session.js';
+import { authHeaders, signedIn } from './session.js';
 
 export function parseJson(text) {
   try {
@@ -17,10 +17,15 @@ export function problemDetail(body, status, statusText) {
   return `the server answered ${status}${statusText ? ` ${statusText}` : ''}`;
 }
 
-/** Resolves to `{ status, ok, body }`, never rejects: status 0 means no answer at all. */
-async function request(method, url) {
+/**
+ * Resolves to `{ status, ok, body }`, never rejects: status 0 means no answer at all. `headers`
+ * replace the sign-in's where they name the same.
+ */
+async function request(method, url, headers = {}) {
   try {
-    const response = await fetch(url, { method, headers: { Accept: 'application/json', ...authHeaders() } });
+    const response = await fetch(url, {
+      method, headers: { Accept: 'application/json', ...authHeaders(), ...headers },
+    });
     const body = parseJson(await response.text());
     return { status: response.status, ok: response.ok, body };
   } catch {
@@ -40,10 +45,12 @@ export const jobStatus = (id) => request('GET', jobUrl(id));
 
 /**
  * 204 once the upload, its variants and (unless shared) its original are gone; 404 when it is
- * gone already. The owner's sign-in proves it; without one, the upload's `delete_token`.
+ * gone already. The owner's sign-in proves it; without one, the upload's `delete_token`, sent as
+ * the bearer (a header: a URL's query ends up in proxies' logs).
  */
 export const deleteUpload = (id, token) => request(
-  'DELETE', `/uploads/${encodeURIComponent(id)}${token ? `?token=${encodeURIComponent(token)}` : ''}`,
+  'DELETE', `/uploads/${encodeURIComponent(id)}`,
+  token && !signedIn() ? { Authorization: `Bearer ${token}` } : {},
 );
 
 /** 200 with `{ jobs, next }`: the signed-in caller's latest jobs, newest first. */

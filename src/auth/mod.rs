@@ -81,6 +81,7 @@ pub struct Authenticator {
     jwt: Option<JwtVerifier>,
     /// `auth.admins`, swapped whole on reload like the tokens.
     admins: ArcSwap<Vec<Subject>>,
+    admin_on_loopback: bool,
 }
 
 impl Authenticator {
@@ -101,6 +102,7 @@ impl Authenticator {
             tokens: ArcSwap::from_pointee(tokens),
             jwt,
             admins: ArcSwap::from_pointee(admins_of(settings)),
+            admin_on_loopback: settings.admin_on_loopback,
         })
     }
 
@@ -125,6 +127,11 @@ impl Authenticator {
         self.tokens.store(std::sync::Arc::new(tokens));
         self.admins.store(std::sync::Arc::new(admins_of(settings)));
         Ok(())
+    }
+
+    /// `auth.admin_on_loopback`: without sign-in, loopback callers are administrators.
+    pub fn admin_on_loopback(&self) -> bool {
+        self.admin_on_loopback
     }
 
     /// Whether `subject` is one of `auth.admins` (never the anonymous subject).

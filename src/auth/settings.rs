@@ -38,9 +38,12 @@ pub struct AuthSettings {
     /// API tokens (`mode = "tokens"`): each a subject and the hex SHA-256 of its token.
     pub tokens: Vec<TokenEntry>,
     pub jwt: JwtSettings,
-    /// Subjects who may use the admin API (purge content). Without sign-in, callers on the
-    /// loopback address are administrators instead.
+    /// Subjects who may use the admin API (purge content).
     pub admins: Vec<String>,
+    /// Without sign-in, callers on the loopback address that no proxy forwarded are
+    /// administrators. Off by default: behind a proxy on the same host that adds no forwarding
+    /// header, every caller would be one.
+    pub admin_on_loopback: bool,
 }
 
 impl Default for AuthSettings {
@@ -51,6 +54,7 @@ impl Default for AuthSettings {
             tokens: Vec::new(),
             jwt: JwtSettings::default(),
             admins: Vec::new(),
+            admin_on_loopback: false,
         }
     }
 }

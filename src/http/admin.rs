@@ -4,9 +4,10 @@
 //! `DELETE /admin/blocked/{sha256}` lifts such a block.
 //!
 //! An administrator ([`Admin`]) is a signed-in subject listed in `auth.admins`. Without sign-in
-//! (`auth.mode = "off"`) there is no one to list, so the admin API answers callers on the loopback
-//! address instead, unless a proxy forwarded the request (a `Forwarded` or `X-Forwarded-For`
-//! header): behind a proxy on the same host every caller would look local.
+//! (`auth.mode = "off"`) there is no one to list: with `auth.admin_on_loopback = true` the admin
+//! API then answers callers on the loopback address, unless the request carries a header a proxy
+//! adds. Off by default, as behind a proxy on the same host that adds none, every caller would
+//! look local.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,18 +38,23 @@ impl FromRequest for Admin {
             .get(header::AUTHORIZATION)
             .map(|value| value.as_bytes().to_vec());
         let local = req.peer_addr().is_some_and(|peer| peer.ip().is_loopback())
-            && !req.headers().contains_key(header::FORWARDED)
-            && !req.headers().contains_key("x-forwarded-for");
+            && !PROXY_HEADERS
+                .iter()
+                .any(|name| req.headers().contains_key(*name));
         Box::pin(async move {
             let auth = auth.ok_or_else(|| Problem::internal("no authenticator configured"))?;
             if auth.mode() == AuthMode::Off {
-                return if local {
-                    Ok(Admin)
-                } else {
-                    Err(not_admin(
-                        "without sign-in (auth.mode = \"off\") the admin API answers only \
-                         requests made on this host's loopback address",
-                    ))
+                return match (auth.admin_on_loopback(), local) {
+                    (true, true) => Ok(Admin),
+                    (true, false) => Err(not_admin(
+                        "without sign-in the admin API answers only requests made on this \
+                         host's loopback address, not forwarded by a proxy",
+                    )),
+                    (false, _) => Err(not_admin(
+                        "without sign-in the admin API is closed: set auth.admin_on_loopback = \
+                         true to open it to this host's loopback address, or sign in with a \
+                         subject listed in auth.admins",
+                    )),
                 };
             }
             let credential = auth
@@ -65,6 +71,18 @@ impl FromRequest for Admin {
         })
     }
 }
+
+/// Headers proxies add to what they forward: a request carrying one came from elsewhere, however
+/// local its connection.
+const PROXY_HEADERS: [&str; 7] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "via",
+    "cf-connecting-ip",
+];
 
 fn not_admin(detail: &str) -> Problem {
     Problem::new(StatusCode::FORBIDDEN, "admin-only", detail)

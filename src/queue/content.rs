@@ -11,9 +11,10 @@
 //! What storage must remove goes on the *garbage schedule*, by the scripts that make it garbage:
 //! the outputs of a removed job, a content left without references. A sweep claims due entries
 //! (each for a lease, so two sweeps never hold the same one and a dead sweep's entry comes back),
-//! sets their files aside, then *settles* each: remove the files, or, for a content pinned or
-//! referenced since, put them back. Records change first and files follow, so no record ever
-//! names a missing file; a crash between the two leaves the entry for the next sweep.
+//! sets a free content's file aside, asks once more whether anything references it, removes it or
+//! puts it back, and only then *finishes* the entry. Records change first and files follow, so no
+//! record ever names a missing file; a crash anywhere leaves the entry, and the set-aside file, for
+//! the next sweep.
 
 use std::time::Duration;
 
@@ -56,12 +57,13 @@ impl Garbage {
     }
 }
 
-/// What a sweep holding an entry does with the files it set aside.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settle {
-    Remove,
-    /// The content was pinned or referenced since it was claimed: put its files back.
-    Keep,
+/// An entry a sweep holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedGarbage {
+    pub garbage: Garbage,
+    /// A content referenced again when claimed (an upload of the same bytes): its files stay, and
+    /// one a sweep set aside goes back.
+    pub referenced: bool,
 }
 
 /// A job's record, as the orphan sweep reads it.
@@ -89,10 +91,12 @@ impl Queue {
         }
         let keys = self.keys();
         let mut invocation = self.inner.scripts.pin.prepare_invoke();
+        let now = self.now();
         invocation
             .key(keys.blocked())
             .arg(&pin.name)
-            .arg(self.now() + lapse.as_millis() as u64);
+            .arg(now + lapse.as_millis() as u64)
+            .arg(now);
         for content in contents {
             invocation.key(keys.content_refs(content)).arg(content);
         }
@@ -141,7 +145,7 @@ impl Queue {
         lease: Duration,
         limit: usize,
         only: &[Garbage],
-    ) -> QueueResult<Vec<Garbage>> {
+    ) -> QueueResult<Vec<ClaimedGarbage>> {
         let keys = self.keys();
         let mut invocation = self.inner.scripts.garbage_claim.prepare_invoke();
         invocation
@@ -155,40 +159,32 @@ impl Queue {
         }
         let mut conn = self.conn().await?;
         let taken: Vec<String> = invocation.invoke_async(&mut conn).await?;
-        let mut garbage = Vec::with_capacity(taken.len());
-        for entry in taken {
-            match Garbage::parse(&entry) {
-                Some(g) => garbage.push(g),
+        let mut claimed = Vec::with_capacity(taken.len() / 2);
+        for pair in taken.chunks(2) {
+            let [entry, status] = pair else {
+                return Err(QueueError::Protocol(format!(
+                    "garbage_claim answered {taken:?}"
+                )));
+            };
+            match Garbage::parse(entry) {
+                Some(garbage) => claimed.push(ClaimedGarbage {
+                    garbage,
+                    referenced: status == "referenced",
+                }),
                 None => {
                     tracing::warn!(%entry, "dropping an unknown garbage entry");
-                    let _: i64 = conn.zrem(keys.garbage(), &entry).await?;
+                    let _: i64 = conn.zrem(keys.garbage(), entry).await?;
                 }
             }
         }
-        Ok(garbage)
+        Ok(claimed)
     }
 
-    /// Ends a claimed entry: whether to remove the files set aside or put them back.
-    pub async fn settle_garbage(&self, garbage: &Garbage) -> QueueResult<Settle> {
-        let keys = self.keys();
+    /// Ends a claimed entry, once its files are removed or put back.
+    pub async fn finish_garbage(&self, garbage: &Garbage) -> QueueResult<()> {
         let mut conn = self.conn().await?;
-        let answer: String = self
-            .inner
-            .scripts
-            .garbage_settle
-            .key(keys.garbage())
-            .arg(garbage.entry())
-            .arg(self.now())
-            .arg(keys.tag())
-            .invoke_async(&mut conn)
-            .await?;
-        match answer.as_str() {
-            "remove" => Ok(Settle::Remove),
-            "keep" => Ok(Settle::Keep),
-            other => Err(QueueError::Protocol(format!(
-                "garbage_settle answered {other:?}"
-            ))),
-        }
+        let _: i64 = conn.zrem(self.keys().garbage(), garbage.entry()).await?;
+        Ok(())
     }
 
     /// Puts entries on the garbage schedule, due now, unless they are there already (the orphan

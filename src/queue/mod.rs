@@ -41,7 +41,7 @@ pub use client::{
     BlockedContent, CancelOutcome, Depths, NewJob, Queue, QueueError, QueueResult, ResubmitOutcome,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use content::{Garbage, Pin, Settle, StoredJob};
+pub use content::{ClaimedGarbage, Garbage, Pin, StoredJob};
 pub use job::{
     ErrorInfo, ErrorKind, InvalidJobId, JobDeleted, JobError, JobEvent, JobId, JobRecord, JobState,
 };

@@ -32,8 +32,8 @@ pub struct DeleteProof<'a> {
     pub token_digest: Option<&'a str>,
 }
 
-/// Jobs removed by one expiry run, at most.
-const EXPIRE_BATCH: usize = 200;
+/// Jobs removed by one script, at most: a purge or an expiry runs as many as it needs.
+const REMOVE_BATCH: usize = 200;
 
 impl Queue {
     /// Removes the job if `proof` allows it: `None` when there is no such job, or the caller may
@@ -74,8 +74,8 @@ impl Queue {
         }
     }
 
-    /// Removes every job naming `content`, whoever owns it, and blocks it when `block` says so,
-    /// in one step (see `lua/purge.lua`).
+    /// Removes every job naming `content`, whoever owns it, and blocks it when `block` says so
+    /// (see `lua/purge.lua`), a batch per script so that a popular content does not hold Redis.
     pub async fn purge(
         &self,
         content: &str,
@@ -84,21 +84,30 @@ impl Queue {
     ) -> QueueResult<Vec<Removed>> {
         let keys = self.keys();
         let mut conn = self.conn().await?;
-        let answer: Vec<String> = self
-            .inner
-            .scripts
-            .purge
-            .key(keys.blocked())
-            .key(keys.content_refs(content))
-            .arg(content)
-            .arg(self.now())
-            .arg(keys.tag())
-            .arg(keys.events())
-            .arg(outputs_delay.as_millis() as u64)
-            .arg(if block { "1" } else { "0" })
-            .invoke_async(&mut conn)
-            .await?;
-        removed_list(answer)
+        let mut all = Vec::new();
+        loop {
+            let answer: Vec<String> = self
+                .inner
+                .scripts
+                .purge
+                .key(keys.blocked())
+                .key(keys.content_refs(content))
+                .arg(content)
+                .arg(self.now())
+                .arg(keys.tag())
+                .arg(keys.events())
+                .arg(outputs_delay.as_millis() as u64)
+                .arg(if block { "1" } else { "0" })
+                .arg(REMOVE_BATCH)
+                .invoke_async(&mut conn)
+                .await?;
+            let batch = removed_list(answer)?;
+            let more = batch.len() == REMOVE_BATCH;
+            all.extend(batch);
+            if !more {
+                return Ok(all);
+            }
+        }
     }
 
     /// Removes finished jobs whose retention is over, a batch at a time, until none is due.
@@ -115,11 +124,11 @@ impl Queue {
                 .arg(self.now())
                 .arg(keys.tag())
                 .arg(keys.events())
-                .arg(EXPIRE_BATCH)
+                .arg(REMOVE_BATCH)
                 .invoke_async(&mut conn)
                 .await?;
             let batch = removed_list(answer)?;
-            let more = batch.len() == EXPIRE_BATCH;
+            let more = batch.len() == REMOVE_BATCH;
             all.extend(batch);
             if !more {
                 return Ok(all);

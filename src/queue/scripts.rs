@@ -29,7 +29,6 @@ pub(super) struct Scripts {
     pub purge: Script,
     pub expire: Script,
     pub garbage_claim: Script,
-    pub garbage_settle: Script,
     pub adopt: Script,
 }
 
@@ -54,7 +53,6 @@ impl Scripts {
             purge: load(include_str!("lua/purge.lua")),
             expire: load(include_str!("lua/expire.lua")),
             garbage_claim: load(include_str!("lua/garbage_claim.lua")),
-            garbage_settle: load(include_str!("lua/garbage_settle.lua")),
             adopt: load(include_str!("lua/adopt.lua")),
         }
     }

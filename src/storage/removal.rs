@@ -6,7 +6,9 @@
 //! referenced it meanwhile, then [`SetAside::remove`]s it or [`SetAside::put_back`]s it. An
 //! upload of the same bytes that lands while it is set aside finds no file in the way and stores
 //! its own copy; one that pinned the content first makes Redis answer "keep". The tomb's name is
-//! fixed by the original's, so a sweep that died holding one finds it again.
+//! fixed by the original's, so a sweep that died holding one finds it again
+//! ([`Storage::restore_original`] puts it back when the content turned out to be referenced), and
+//! its time is when it was set aside, so the orphan sweep tells a fresh one from one left behind.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -31,13 +33,10 @@ impl SetAside {
     }
 
     /// Puts the file back where it was (an upload of the same bytes may have put its own there
-    /// meanwhile: the same bytes, so either copy serves), and records that in the directory.
+    /// meanwhile: the same bytes, so either copy serves), and records that in the directory. A
+    /// tomb that vanished is an error unless a copy is in place.
     pub fn put_back(self) -> io::Result<()> {
-        match std::fs::rename(&self.tomb, &self.home) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            other => other.map_err(|e| with_path(e, "could not put back", &self.home))?,
-        }
-        sync_dir(self.home.parent().unwrap_or(Path::new(".")))
+        put_back(&self.tomb, &self.home)
     }
 }
 
@@ -62,7 +61,15 @@ impl Storage {
             let home = self.path(&StorageKey::original(sha256, format));
             let tomb = self.tomb_of(sha256, format);
             match std::fs::rename(&home, &tomb) {
-                Ok(()) => return Ok(Some(SetAside { home, tomb })),
+                Ok(()) => {
+                    // A rename keeps the file's time; the tomb's must say when it was made.
+                    std::fs::File::options()
+                        .write(true)
+                        .open(&tomb)
+                        .and_then(|f| f.set_modified(SystemTime::now()))
+                        .map_err(|e| with_path(e, "could not date", &tomb))?;
+                    return Ok(Some(SetAside { home, tomb }));
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     if tomb.is_file() {
                         return Ok(Some(SetAside { home, tomb }));
@@ -72,6 +79,22 @@ impl Storage {
             }
         }
         Ok(None)
+    }
+
+    /// Puts back an original a sweep set aside and did not finish with, if there is one; `true`
+    /// when it did.
+    pub fn restore_original(&self, sha256: &str) -> io::Result<bool> {
+        if !StorageKey::is_sha256(sha256) {
+            return Ok(false);
+        }
+        for format in ImageFormat::ALL {
+            let tomb = self.tomb_of(sha256, format);
+            if tomb.is_file() {
+                put_back(&tomb, &self.path(&StorageKey::original(sha256, format)))?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Whether an original with this SHA-256 is stored, in any format.
@@ -130,18 +153,24 @@ impl Storage {
         Ok(found)
     }
 
-    /// Removes set-aside originals older than `before` that no sweep holds any more (it died
-    /// between deciding to remove one and removing it); returns how many.
-    pub fn remove_tombs_before(&self, before: SystemTime) -> io::Result<usize> {
-        let mut removed = 0;
+    /// The SHA-256 of every original set aside, with when it was set aside.
+    pub fn stored_tombs(&self) -> io::Result<Vec<Stored<String>>> {
+        let mut found = Vec::new();
         for file in read_dir_or_empty(&self.root().join("tmp"))? {
-            let is_tomb = file.file_name().to_str().is_some_and(|n| n.ends_with(TOMB));
-            if is_tomb && modified(&file.path()) < before {
-                remove_file_if_present(&file.path())?;
-                removed += 1;
+            let name = file.file_name();
+            let sha = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(TOMB))
+                .and_then(|n| n.split_once('.'))
+                .map(|(sha, _)| sha);
+            if let Some(sha) = sha.filter(|sha| StorageKey::is_sha256(sha)) {
+                found.push(Stored {
+                    what: sha.to_owned(),
+                    modified: modified(&file.path()),
+                });
             }
         }
-        Ok(removed)
+        Ok(found)
     }
 
     fn tomb_of(&self, sha256: &str, format: ImageFormat) -> PathBuf {
@@ -149,6 +178,24 @@ impl Storage {
             .join("tmp")
             .join(format!("{sha256}.{}{TOMB}", format.extension()))
     }
+}
+
+fn put_back(tomb: &Path, home: &Path) -> io::Result<()> {
+    match std::fs::rename(tomb, home) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return if home.is_file() {
+                Ok(())
+            } else {
+                Err(with_path(
+                    e,
+                    "lost a set-aside original: nothing to put back at",
+                    home,
+                ))
+            };
+        }
+        other => other.map_err(|e| with_path(e, "could not put back", home))?,
+    }
+    sync_dir(home.parent().unwrap_or(Path::new(".")))
 }
 
 fn remove_file_if_present(path: &Path) -> io::Result<()> {

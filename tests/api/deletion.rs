@@ -9,7 +9,7 @@ use pixdrop::app::Role;
 use pixdrop::auth::quotas::{QuotaSettings, Quotas};
 use pixdrop::cleanup::Cleanup;
 use pixdrop::pipeline::ImageFormat;
-use pixdrop::queue::{DeleteProof, Garbage, JobId, KeyPrefix, NewJob, Queue, Settle, Subject};
+use pixdrop::queue::{DeleteProof, Garbage, JobId, KeyPrefix, ManualClock, NewJob, Queue, Subject};
 use pixdrop::storage::{Storage, StorageSettings};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -371,19 +371,43 @@ async fn an_admin_purges_every_upload_of_some_bytes_and_blocks_them() {
 }
 
 #[tokio::test]
-async fn without_sign_in_the_admin_api_answers_loopback_callers_that_no_proxy_forwarded() {
-    let app = TestApp::spawn(Role::HttpOnly).await;
+async fn without_sign_in_the_admin_api_is_closed_unless_opened_to_loopback_callers_no_proxy_forwarded()
+ {
     let sha = "ab".repeat(32);
-    let path = app.url(&format!("/admin/originals/{sha}"));
-    let forwarded = app
-        .client
-        .delete(&path)
-        .header("x-forwarded-for", "203.0.113.9")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(forwarded.status(), 403);
-    let local = app.client.delete(&path).send().await.unwrap();
+    let closed = TestApp::spawn(Role::HttpOnly).await;
+    let path = closed.url(&format!("/admin/originals/{sha}"));
+    let refused = closed.client.delete(&path).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("auth.admin_on_loopback"),
+        "{body}"
+    );
+
+    let open = TestApp::spawn_with(Role::HttpOnly, |settings| {
+        settings.auth.admin_on_loopback = true;
+    })
+    .await;
+    let path = open.url(&format!("/admin/originals/{sha}"));
+    for (header, value) in [
+        ("x-forwarded-for", "203.0.113.9"),
+        ("forwarded", "for=203.0.113.9"),
+        ("x-real-ip", "203.0.113.9"),
+        ("via", "1.1 proxy"),
+    ] {
+        let forwarded = open
+            .client
+            .delete(&path)
+            .header(header, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forwarded.status(), 403, "{header}");
+    }
+    let local = open.client.delete(&path).send().await.unwrap();
     assert_eq!(local.status(), 200);
     let body: Value = local.json().await.unwrap();
     assert_eq!(body["deleted"], json!([]));
@@ -455,6 +479,17 @@ async fn the_orphan_sweep_removes_old_unreferenced_files_and_nothing_referenced(
         }
     }
     age(&root.join("variants").join(&id));
+    // A sweep died after setting the upload's original aside, and its entry is gone: the orphan
+    // sweep finds the tomb, and as the content is referenced, puts it back.
+    let original = referenced
+        .iter()
+        .find(|f| f.starts_with("originals/"))
+        .unwrap()
+        .clone();
+    let name = original.rsplit('/').next().unwrap();
+    let set_aside = root.join(format!("tmp/{name}.tomb"));
+    std::fs::rename(root.join(&original), &set_aside).unwrap();
+    age(&set_aside);
     // Orphans: an original and a job's variants no record names, and a tomb no sweep holds.
     let orphan_sha = "cd".repeat(32);
     std::fs::create_dir_all(root.join("originals/cd")).unwrap();
@@ -466,7 +501,7 @@ async fn the_orphan_sweep_removes_old_unreferenced_files_and_nothing_referenced(
     std::fs::create_dir_all(&orphan_dir).unwrap();
     std::fs::write(orphan_dir.join("thumb.webp"), b"webp").unwrap();
     age(&orphan_dir);
-    let tomb = root.join(format!("tmp/{orphan_sha}.jpg.tomb"));
+    let tomb = root.join(format!("tmp/{}.jpg.tomb", "ef".repeat(32)));
     std::fs::write(&tomb, b"tomb").unwrap();
     age(&tomb);
     // A young orphan may be an upload under way: left alone.
@@ -481,6 +516,7 @@ async fn the_orphan_sweep_removes_old_unreferenced_files_and_nothing_referenced(
     )
     .await;
     assert!(young.exists());
+    assert!(!set_aside.exists());
     for file in &referenced {
         assert!(root.join(file).exists(), "{file} is referenced");
     }
@@ -607,12 +643,14 @@ async fn concurrent_sweeps_of_two_instances_remove_each_file_exactly_once() {
 }
 
 #[tokio::test]
-async fn an_upload_of_the_same_bytes_during_a_sweep_keeps_its_original() {
-    // The sweep's steps, interleaved by hand with an upload of the same bytes at the worst
-    // moment: after the sweep claimed the content, before it set the file aside. The upload's
-    // pin makes Redis answer "keep", and the file the new job reads is put back.
+async fn an_upload_of_the_same_bytes_during_a_sweep_keeps_its_original_even_if_the_sweep_dies() {
+    // The worst moment: a sweep claimed the content while nothing referenced it; an upload of the
+    // same bytes stored it and enqueued its job; the sweep set that file aside. Asked last, Redis
+    // says keep, and the file goes back. And had the sweep died right after setting it aside, the
+    // next one, once the lease ran out, puts it back.
     let redis = TestRedis::start();
-    let queue = redis.queue();
+    let clock = ManualClock::new(1_000_000_000_000);
+    let queue = redis.queue().with_clock(clock.clone());
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::open(dir.path()).unwrap();
     let owner = Subject::parse("owner").unwrap();
@@ -620,38 +658,92 @@ async fn an_upload_of_the_same_bytes_during_a_sweep_keeps_its_original() {
         subject: &owner,
         token_digest: None,
     };
-    let (sha, old) = store(&queue, &storage, &owner, b"the same bytes", 1).await;
-    queue
-        .delete(&old[0], proof, Duration::from_secs(5))
-        .await
-        .unwrap()
-        .unwrap();
-    let claimed = queue
-        .claim_garbage(Duration::from_secs(60), 10, &[])
-        .await
-        .unwrap();
-    assert!(claimed.contains(&Garbage::Content(sha.clone())));
+    for dies in [false, true] {
+        let (sha, old) = store(&queue, &storage, &owner, b"the same bytes", 1).await;
+        queue
+            .delete(&old[0], proof, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
+        let claimed = queue
+            .claim_garbage(Duration::from_secs(60), 10, &[])
+            .await
+            .unwrap();
+        assert!(
+            claimed
+                .iter()
+                .any(|c| c.garbage == Garbage::Content(sha.clone()) && !c.referenced)
+        );
 
-    let (_, new) = store(&queue, &storage, &owner, b"the same bytes", 1).await;
-    let aside = storage
-        .set_aside_original(&sha)
-        .unwrap()
-        .expect("the file was there");
-    let settle = queue
-        .settle_garbage(&Garbage::Content(sha.clone()))
-        .await
-        .unwrap();
-    assert_eq!(settle, Settle::Keep);
-    aside.put_back().unwrap();
-    assert!(storage.has_original(&sha), "the new job finds its original");
+        let (_, new) = store(&queue, &storage, &owner, b"the same bytes", 1).await;
+        let aside = storage
+            .set_aside_original(&sha)
+            .unwrap()
+            .expect("the file was there");
+        if dies {
+            drop(aside);
+            assert!(!storage.has_original(&sha));
+            clock.advance_ms(61_000);
+            let report = cleanup_on(queue.clone(), dir.path()).sweep().await.unwrap();
+            assert_eq!((report.originals_kept, report.originals_removed), (1, 0));
+        } else {
+            assert!(
+                queue.is_referenced(&sha).await.unwrap(),
+                "asked last, Redis says keep"
+            );
+            aside.put_back().unwrap();
+            // The old job's outputs were claimed with it; there are none on disk.
+            for entry in &claimed {
+                queue.finish_garbage(&entry.garbage).await.unwrap();
+            }
+        }
+        assert!(storage.has_original(&sha), "the new job finds its original");
+        assert!(storage.stored_tombs().unwrap().is_empty());
+        assert_eq!(queue.garbage_depth().await.unwrap(), 0);
 
-    // Once the new job goes too, the next sweep removes the file.
-    queue
-        .delete(&new[0], proof, Duration::from_secs(5))
+        // Once the new job goes too, the file goes with it.
+        queue
+            .delete(&new[0], proof, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
+        let report = cleanup_on(queue.clone(), dir.path()).sweep().await.unwrap();
+        assert_eq!(report.originals_removed, 1);
+        assert!(!storage.has_original(&sha));
+    }
+}
+
+#[tokio::test]
+async fn records_of_an_earlier_version_keep_their_shared_original() {
+    // A record written before contents were counted names its original only in its payload.
+    // Adopted at start-up, it keeps the file when a newer upload of the same bytes is deleted.
+    let mut app = TestApp::spawn(Role::HttpOnly).await;
+    app.stop().await;
+    let photo = jpeg(64, 48);
+    let sha = sha256_hex(&photo);
+    let key = format!("originals/{}/{sha}.jpg", &sha[..2]);
+    std::fs::create_dir_all(app.storage.path().join(&key).parent().unwrap()).unwrap();
+    std::fs::write(app.storage.path().join(&key), &photo).unwrap();
+    let payload = json!({
+        "original": key, "filename": "old.jpg", "bytes": photo.len(), "sha256": sha,
+        "format": "jpeg"
+    });
+    let queue = app.redis.queue();
+    let earlier = queue.enqueue(&payload).await.unwrap();
+
+    app.start(Role::HttpOnly).await;
+    let (newer, token) = upload(&app, None, photo).await;
+    let response = app
+        .client
+        .delete(app.url(&format!("/uploads/{newer}")))
+        .bearer_auth(&token)
+        .send()
         .await
-        .unwrap()
         .unwrap();
-    let cleanup = cleanup_on(queue.clone(), dir.path());
-    assert_eq!(cleanup.sweep().await.unwrap().originals_removed, 1);
-    assert!(!storage.has_original(&sha));
+    assert_eq!(response.status(), 204);
+    assert!(
+        app.storage.path().join(&key).is_file(),
+        "the earlier record still needs it"
+    );
+    assert!(queue.job(&earlier).await.unwrap().is_some());
 }

@@ -4,7 +4,8 @@
 -- subject's index of uploads; the index's two oldest ids are dropped if their records have
 -- expired, so an index never outgrows its subject's live jobs by much, listed or not.
 -- A job may name the content it reads: it then counts as one of the content's references, which
--- takes over the upload's pin of it. A blocked content refuses the whole batch.
+-- takes over the upload's pin of it. A blocked content refuses the whole batch, and so does a pin
+-- that lapsed (a sweep may have removed the file since): an error, as nothing was created.
 -- KEYS[1]: the waiting list   KEYS[2]: the subject's uploads index   KEYS[3]: the blocked contents
 -- KEYS[4..]: the jobs' hashes, in the order of their ids
 -- ARGV[1]: max attempts   ARGV[2]: now (ms)   ARGV[3]: events channel (a channel, not a key)
@@ -15,6 +16,12 @@ local jobs = #KEYS - 3
 for i = 1, jobs do
   local content = ARGV[4 * i + 5]
   if content ~= '' and redis.call('SISMEMBER', KEYS[3], content) == 1 then return -i end
+  if content ~= '' and ARGV[6] ~= '' then
+    local lapses = redis.call('ZSCORE', content_key(ARGV[5], content), ARGV[6])
+    if not lapses or tonumber(lapses) < tonumber(ARGV[2]) then
+      return redis.error_reply('the upload\'s pin of its content lapsed before its enqueue')
+    end
+  end
 end
 local oldest = redis.call('ZRANGE', KEYS[2], '-', '+', 'BYLEX', 'LIMIT', 0, 2)
 for _, id in ipairs(oldest) do
@@ -32,6 +39,7 @@ for i = 1, jobs do
     if content ~= '' then
       redis.call('HSET', job_key, 'content', content)
       redis.call('ZADD', content_key(ARGV[5], content), '+inf', id)
+      redis.call('PERSIST', content_key(ARGV[5], content))
     end
     if digest ~= '' then redis.call('HSET', job_key, 'delete_digest', digest) end
     redis.call('LPUSH', KEYS[1], id)

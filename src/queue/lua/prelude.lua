@@ -117,8 +117,8 @@ end
 -- Removes a job whole, in any state: its record, its place in the waiting list or the retry
 -- schedule, its expiry, its subject's index and its reference to its content. What storage holds
 -- for it goes on the garbage schedule for the sweep, which removes files only after this: the
--- job's outputs (`outputs:<id>`, due after `outputs_delay` ms when it is active, as its worker may
--- still write until its lease is refused), and its content (`content:<c>`) when no other job or
+-- job's outputs (`outputs:<id>`, due after `outputs_delay` ms when it is active or cancelled, as a
+-- worker may still write until its lease is refused), and its content (`content:<c>`) when no other job or
 -- pin references it. An active job's id stays in its worker's processing list, whose next ack or
 -- fail finds no record and drops it. Publishes `{"id", "deleted": true}`.
 -- Returns nil (no record), or the state it was in, its subject, its payload and its content ('' for
@@ -137,7 +137,7 @@ local function remove_job(tag, id, now, outputs_delay, channel)
   redis.call('ZREM', uploads_key(tag, f[2]), id)
   local garbage = tag .. ':garbage'
   local due = tonumber(now)
-  if state == 'active' then due = due + tonumber(outputs_delay) end
+  if state == 'active' or state == 'cancelled' then due = due + tonumber(outputs_delay) end
   redis.call('ZADD', garbage, 'NX', due, 'outputs:' .. id)
   if f[3] and f[3] ~= '' then
     local refs = content_key(tag, f[3])
