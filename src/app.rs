@@ -22,7 +22,7 @@ use crate::auth::{AuthMode, Authenticator};
 use crate::cleanup::Cleanup;
 use crate::config::Settings;
 use crate::events::EventHub;
-use crate::http::media::MediaAccess;
+use crate::http::media::{Access, MediaAccess, OriginalsAccess};
 use crate::http::page::PublicLimits;
 use crate::http::ws::LiveState;
 use crate::http::{self, AppState, Gate, OriginPolicy};
@@ -234,17 +234,34 @@ impl Application {
     }
 }
 
-/// Media URLs: signed while sign-in is on, unless `media.public` keeps them public.
+/// Media URLs: signed while sign-in is on, unless `media.public` keeps them public; originals as
+/// `media.originals` says.
 fn media_access(settings: &Settings) -> anyhow::Result<MediaAccess> {
-    if settings.auth.mode == AuthMode::Off || settings.media.public {
-        return Ok(MediaAccess::Public);
-    }
-    let signer =
-        UrlSigner::load_or_create(settings.media.signing_key.as_deref(), &settings.storage.dir)
-            .context("cannot set up the media signing key")?;
-    Ok(MediaAccess::Signed {
-        signer: Arc::new(signer),
-        ttl_secs: settings.media.url_ttl_secs,
+    let signed = || -> anyhow::Result<Access> {
+        let signer =
+            UrlSigner::load_or_create(settings.media.signing_key.as_deref(), &settings.storage.dir)
+                .context("cannot set up the media signing key")?;
+        Ok(Access::Signed {
+            signer: Arc::new(signer),
+            ttl_secs: settings.media.url_ttl_secs,
+        })
+    };
+    let variants = if settings.auth.mode == AuthMode::Off || settings.media.public {
+        Access::Public
+    } else {
+        signed()?
+    };
+    let originals = match settings.media.originals {
+        OriginalsAccess::Public => Some(variants.clone()),
+        OriginalsAccess::Private => Some(match &variants {
+            Access::Signed { .. } => variants.clone(),
+            Access::Public => signed()?,
+        }),
+        OriginalsAccess::None => None,
+    };
+    Ok(MediaAccess {
+        variants,
+        originals,
     })
 }
 

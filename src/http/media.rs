@@ -5,6 +5,10 @@
 //! Public (sign-in off, or `media.public`): plain paths, cached anywhere forever (every path names
 //! one content). Signed: `?expires=...&sig=...` (see `auth::signing`), refused with `403` when
 //! expired or forged, cached by the browser alone, until the URL expires.
+//!
+//! Originals follow `media.originals`: as the variants (`public`), always signed (`private`: only
+//! whoever can see the job gets a URL, for a while), or never served (`none`). An original keeps
+//! its bytes, EXIF location included; the variants carry none.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,9 +23,17 @@ use super::problem::Problem;
 use crate::auth::signing::UrlSigner;
 use crate::storage::StorageKey;
 
-/// How media URLs are made and checked.
+/// How media URLs are made and checked: for variants, and for originals.
 #[derive(Debug, Clone)]
-pub enum MediaAccess {
+pub struct MediaAccess {
+    pub variants: Access,
+    /// `None`: originals are not served at all.
+    pub originals: Option<Access>,
+}
+
+/// How the URLs of one kind of media are made and checked.
+#[derive(Debug, Clone)]
+pub enum Access {
     Public,
     Signed {
         signer: Arc<UrlSigner>,
@@ -30,13 +42,55 @@ pub enum MediaAccess {
     },
 }
 
+/// `media.originals`: who may download an upload's original.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OriginalsAccess {
+    /// As the variants are served.
+    #[default]
+    Public,
+    /// Only at signed, expiring URLs, handed to whoever may see the job.
+    Private,
+    /// Never.
+    None,
+}
+
+impl MediaAccess {
+    /// Both kinds of media public: sign-in off, originals public.
+    pub fn public() -> Self {
+        Self {
+            variants: Access::Public,
+            originals: Some(Access::Public),
+        }
+    }
+
+    /// The URL of a variant.
+    pub fn url(&self, key: &StorageKey) -> String {
+        self.variants.url(key)
+    }
+
+    /// The URL of an original, unless originals are not served.
+    pub fn original_url(&self, key: &StorageKey) -> Option<String> {
+        Some(self.originals.as_ref()?.url(key))
+    }
+
+    /// How the object at `key` is served; `None` when it is not.
+    fn access_to(&self, key: &StorageKey) -> Option<&Access> {
+        if key.is_original() {
+            self.originals.as_ref()
+        } else {
+            Some(&self.variants)
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Signature {
     expires: Option<u64>,
     sig: Option<String>,
 }
 
-impl MediaAccess {
+impl Access {
     /// The URL a client fetches the object at `key` from.
     pub fn url(&self, key: &StorageKey) -> String {
         let path = format!("/media/{key}");
@@ -106,7 +160,9 @@ pub async fn serve(
 ) -> Result<HttpResponse, Problem> {
     let missing = || Problem::not_found(format!("no media at /media/{tail}"));
     let key = StorageKey::parse(&tail).ok_or_else(missing)?;
-    let cache = state.media.admit(&req)?;
+    // An original that is not served reads as one that does not exist.
+    let access = state.media.access_to(&key).ok_or_else(missing)?;
+    let cache = access.admit(&req)?;
     let path = state.storage.media_file(&key);
     let file = NamedFile::open_async(&path).await.map_err(|_| missing())?;
     let mut response = file

@@ -168,6 +168,10 @@ pub struct MediaSettings {
     /// A signed URL lasts at least this long, at most half as long again (expiries are rounded
     /// up, so a URL stays the same, and cacheable, for a while).
     pub url_ttl_secs: u64,
+    /// Who may download originals: as the variants (`public`), only at signed URLs handed to
+    /// whoever may see the job (`private`), or no one (`none`). An original keeps its bytes, GPS
+    /// position included.
+    pub originals: super::media::OriginalsAccess,
 }
 
 impl Default for MediaSettings {
@@ -176,6 +180,7 @@ impl Default for MediaSettings {
             public: false,
             signing_key: None,
             url_ttl_secs: 3600,
+            originals: super::media::OriginalsAccess::Public,
         }
     }
 }

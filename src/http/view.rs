@@ -25,6 +25,8 @@ pub struct JobView {
     pub variants: Vec<VariantView>,
     /// While retrying: when the next attempt is due; otherwise null.
     pub due_at: Option<String>,
+    /// What was worked around in making the variants (a colour profile that could not be used).
+    pub warnings: Vec<String>,
     /// Counts the job's changes: of two views of one job, the higher version is the later.
     pub version: u64,
     pub updated_at: String,
@@ -49,7 +51,15 @@ pub struct OriginalView {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub sha256: Option<String>,
+    /// Null when originals are not served (`media.originals = "none"`).
     pub url: Option<String>,
+    /// The embedded colour profile's name; known once decoded.
+    pub color_profile: Option<String>,
+    /// Whether the variants' colours were converted from that profile to sRGB.
+    pub color_converted: Option<bool>,
+    /// Whether the original's EXIF holds a GPS position (the variants carry no EXIF); known once
+    /// decoded.
+    pub has_location: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,7 +76,7 @@ impl JobView {
     pub fn from_record(record: &JobRecord, media: &MediaAccess) -> Self {
         let job = ImageJob::deserialize(&record.payload).ok();
         let result = parse_result(record.result.as_ref());
-        let decoded = result.as_ref().map(|r| r.original);
+        let decoded = result.as_ref().map(|r| &r.original);
         let original = OriginalView {
             filename: job.as_ref().and_then(|j| j.filename.clone()),
             bytes: job.as_ref().map_or(0, |j| j.bytes),
@@ -74,7 +84,10 @@ impl JobView {
             width: decoded.map(|d| d.width),
             height: decoded.map(|d| d.height),
             sha256: job.as_ref().map(|j| j.sha256.clone()),
-            url: job.as_ref().map(|j| media.url(&j.original)),
+            url: job.as_ref().and_then(|j| media.original_url(&j.original)),
+            color_profile: decoded.and_then(|d| d.colour_profile.clone()),
+            color_converted: decoded.map(|d| d.colour_converted),
+            has_location: decoded.map(|d| d.has_location),
         };
         Self {
             upload: Some(UploadView {
@@ -91,6 +104,10 @@ impl JobView {
     }
 
     fn changes(event: &JobEvent, result: Option<ImageResult>, media: &MediaAccess) -> Self {
+        let warnings = result
+            .as_ref()
+            .map(|r| r.warnings.clone())
+            .unwrap_or_default();
         let variants = result
             .map(|r| {
                 r.variants
@@ -115,6 +132,7 @@ impl JobView {
             error: event.error.clone(),
             variants,
             due_at: event.due_at.map(rfc3339),
+            warnings,
             version: event.version,
             updated_at: rfc3339(event.updated_at),
             upload: None,

@@ -18,21 +18,35 @@ pub struct ImageJob {
     pub format: ImageFormat,
 }
 
-/// What a completed job produced.
+/// What a completed job produced. Fields added since results were first stored default when
+/// absent, so older results still read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageResult {
     pub original: DecodedOriginal,
     /// In the order of the configured variants.
     pub variants: Vec<StoredVariant>,
+    /// What was worked around, in words (a colour profile that could not be used).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// The original as decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecodedOriginal {
     pub format: ImageFormat,
     /// Displayed size, after the EXIF orientation.
     pub width: u32,
     pub height: u32,
+    /// The embedded colour profile's name, if it had one.
+    #[serde(default)]
+    pub colour_profile: Option<String>,
+    /// Whether its colours were converted to sRGB for the variants.
+    #[serde(default)]
+    pub colour_converted: bool,
+    /// Whether its EXIF holds a GPS position. The variants carry no EXIF; the original keeps its
+    /// bytes, location included.
+    #[serde(default)]
+    pub has_location: bool,
 }
 
 /// One variant in storage.
@@ -59,6 +73,9 @@ mod tests {
                 format: ImageFormat::Png,
                 width: 640,
                 height: 480,
+                colour_profile: Some("Adobe RGB (1998)".into()),
+                colour_converted: true,
+                has_location: true,
             },
             variants: vec![StoredVariant {
                 name: "thumb".into(),
@@ -67,6 +84,7 @@ mod tests {
                 bytes: 1234,
                 key: StorageKey::variant(&job, "thumb"),
             }],
+            warnings: vec![],
         };
         let json = serde_json::to_value(&result).unwrap();
         assert_eq!(json["original"]["format"], "png");
@@ -75,6 +93,19 @@ mod tests {
             format!("variants/{job}/thumb.webp")
         );
         assert_eq!(serde_json::from_value::<ImageResult>(json).unwrap(), result);
+    }
+
+    #[test]
+    fn a_result_stored_before_colour_and_location_were_recorded_still_reads() {
+        let job = JobId::new();
+        let stored = serde_json::json!({
+            "original": {"format": "jpeg", "width": 4, "height": 3},
+            "variants": [{"name": "thumb", "width": 4, "height": 3, "bytes": 10,
+                          "key": format!("variants/{job}/thumb.webp")}]
+        });
+        let result: ImageResult = serde_json::from_value(stored).unwrap();
+        assert_eq!(result.original.colour_profile, None);
+        assert!(!result.original.has_location && result.warnings.is_empty());
     }
 
     #[test]

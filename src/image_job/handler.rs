@@ -162,13 +162,18 @@ impl Handler for ImageHandler {
                 key: key.clone(),
             })
             .collect();
+        let original = processed.original;
         let result = ImageResult {
             original: DecodedOriginal {
-                format: processed.original.format,
-                width: processed.original.width,
-                height: processed.original.height,
+                format: original.format,
+                width: original.width,
+                height: original.height,
+                colour_profile: original.colour.profile,
+                colour_converted: original.colour.converted,
+                has_location: original.has_location,
             },
             variants,
+            warnings: original.warnings,
         };
         serde_json::to_value(&result)
             .map_err(|e| JobError::permanent("internal", format!("cannot record the result: {e}")))

@@ -1,14 +1,17 @@
-//! From a file on disk to one upright 8-bit RGB or RGBA image in memory, refusing anything that
+//! From a file on disk to one upright 8-bit sRGB or sRGBA image in memory, refusing anything that
 //! is not an accepted image, too large, damaged or cut short, and deciding that before the pixel
-//! memory is allocated wherever the header allows.
+//! memory is allocated wherever the header allows. What the file says beyond its pixels (its colour
+//! profile, whether it has a location) is read here too, once.
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 
 use image::metadata::Orientation;
 use image::{ColorType, DynamicImage, ImageDecoder, ImageReader};
 
+use super::colour::{self, Colour};
 use super::control::Control;
 use super::error::{PipelineError, SizeLimit};
+use super::exif;
 use super::format::{ImageFormat, SNIFF_LEN, Sniffed, sniff};
 use super::jpeg;
 use super::limits::Limits;
@@ -22,8 +25,13 @@ pub struct DecodedImage {
     pub(crate) height: u32,
     /// Whether `pixels` is RGBA (4 bytes a pixel) rather than RGB (3).
     pub(crate) has_alpha: bool,
-    /// Rows top to bottom, no padding.
+    /// Rows top to bottom, no padding, in sRGB.
     pub(crate) pixels: Vec<u8>,
+    pub(crate) colour: Colour,
+    /// Whether the file's EXIF says where it was taken.
+    pub(crate) has_location: bool,
+    /// What was noticed and worked around (a profile that could not be used), in words.
+    pub(crate) warnings: Vec<String>,
 }
 
 impl DecodedImage {
@@ -48,9 +56,24 @@ impl DecodedImage {
     }
 
     /// The pixels, rows top to bottom without padding: RGBA when [`Self::has_alpha`], else RGB,
-    /// 8 bits a channel. For callers that want more from one decode (a placeholder colour, say).
+    /// 8 bits a channel, sRGB. For callers that want more from one decode (a placeholder colour).
     pub fn pixels(&self) -> &[u8] {
         &self.pixels
+    }
+
+    /// The file's colour profile, and whether the pixels were converted from it.
+    pub fn colour(&self) -> &Colour {
+        &self.colour
+    }
+
+    /// Whether the file's EXIF holds a GPS position.
+    pub fn has_location(&self) -> bool {
+        self.has_location
+    }
+
+    /// What was worked around while decoding, in words.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 }
 
@@ -109,6 +132,9 @@ pub fn decode_within(
         probe,
         decoder,
         orientation,
+        icc,
+        grey,
+        has_location,
     } = open(BufReader::new(source), limits, specs)?;
     if probe.memory_bytes > control.memory_bytes {
         return Err(PipelineError::TooLarge {
@@ -129,7 +155,16 @@ pub fn decode_within(
     } else {
         DynamicImage::ImageRgb8(image.into_rgb8())
     };
-    // After the conversion, so a rotation moves 3 or 4 bytes a pixel rather than up to 16.
+    // Before resizing, which mixes neighbouring pixels: that must happen in the colours they are
+    // shown in.
+    let mut plan = colour::Plan::for_profile(icc.as_deref(), grey, has_alpha);
+    let width = image.width();
+    match &mut image {
+        DynamicImage::ImageRgba8(buffer) => plan.apply(buffer, width, true),
+        DynamicImage::ImageRgb8(buffer) => plan.apply(buffer, width, false),
+        _ => {}
+    }
+    // After the conversions, so a rotation moves 3 or 4 bytes a pixel rather than up to 16.
     image.apply_orientation(orientation);
 
     Ok(DecodedImage {
@@ -138,6 +173,9 @@ pub fn decode_within(
         height: image.height(),
         has_alpha,
         pixels: image.into_bytes(),
+        colour: plan.colour,
+        has_location,
+        warnings: plan.warning.into_iter().collect(),
     })
 }
 
@@ -146,6 +184,11 @@ struct Opened<D> {
     probe: Probe,
     decoder: D,
     orientation: Orientation,
+    /// The embedded ICC profile, if any.
+    icc: Option<Vec<u8>>,
+    /// Whether the file's pixels are greyscale (before they become RGB).
+    grey: bool,
+    has_location: bool,
 }
 
 /// Sniffs, checks a JPEG reaches its end, reads the header, checks the limits and estimates the
@@ -175,8 +218,16 @@ fn open<'a, R: BufRead + Seek + 'a>(
     // Constructing a decoder reads only the header (and, for JPEG, the file into memory).
     let mut decoder = image_reader.into_decoder().map_err(from_decoder)?;
 
-    // An unreadable EXIF block is no reason to refuse a photo; browsers show it unrotated too.
+    // Unreadable metadata is no reason to refuse a photo: an EXIF block browsers cannot read
+    // either shows it unrotated; a profile that cannot be read is taken as sRGB (`colour.rs`).
+    let exif = decoder.exif_metadata().ok().flatten();
+    let has_location = exif.as_deref().is_some_and(exif::has_location);
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let icc = decoder.icc_profile().ok().flatten();
+    let grey = matches!(
+        decoder.color_type(),
+        ColorType::L8 | ColorType::La8 | ColorType::L16 | ColorType::La16
+    );
     let (width, height) = decoder.dimensions();
     let (shown_width, shown_height) = if swaps_sides(orientation) {
         (height, width)
@@ -201,6 +252,9 @@ fn open<'a, R: BufRead + Seek + 'a>(
         },
         decoder,
         orientation,
+        icc,
+        grey,
+        has_location,
     })
 }
 

@@ -5,7 +5,8 @@
 //!
 //! 1. [`sniff`] names the format from the first bytes (never the filename or Content-Type).
 //! 2. [`decode`] reads the header, checks it against [`Limits`] before any pixel is allocated,
-//!    decodes the first frame once, applies the EXIF orientation and settles on 8-bit RGB(A).
+//!    decodes the first frame once, settles on 8-bit RGB(A), converts a tagged image's colours to
+//!    sRGB (`colour.rs`) and applies the EXIF orientation.
 //! 3. [`render`] makes one [`VariantSpec`] from that decoded image: crop and resize with
 //!    `fast_image_resize` (alpha premultiplied), then lossy WebP.
 //! 4. [`process`] does all of that for one source and hands each variant to a [`VariantSink`]
@@ -15,9 +16,11 @@
 //! Every failure is a [`PipelineError`] with a stable `code()` and `is_permanent()`, so a worker
 //! knows whether a retry could help.
 
+mod colour;
 mod control;
 mod decode;
 mod error;
+mod exif;
 mod format;
 mod geometry;
 mod jpeg;
@@ -30,6 +33,7 @@ mod spec;
 #[cfg(test)]
 mod tests;
 
+pub use colour::Colour;
 pub use control::{Control, StopFlag};
 pub use decode::{DecodedImage, Probe, decode, decode_within, probe};
 pub use error::{PipelineError, SizeLimit};

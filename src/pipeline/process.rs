@@ -5,6 +5,7 @@ use std::io::{Read, Seek};
 
 use serde::Serialize;
 
+use super::colour::Colour;
 use super::control::Control;
 use super::decode::decode_within;
 use super::error::PipelineError;
@@ -38,12 +39,18 @@ pub struct Processed {
 }
 
 /// The uploaded image as decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OriginalInfo {
     pub format: ImageFormat,
     /// Displayed size, after the EXIF orientation.
     pub width: u32,
     pub height: u32,
+    /// Its colour profile, and whether its colours were converted to sRGB.
+    pub colour: Colour,
+    /// Whether its EXIF holds a GPS position (the variants carry no EXIF).
+    pub has_location: bool,
+    /// What was worked around, in words (a colour profile that could not be used).
+    pub warnings: Vec<String>,
 }
 
 /// One variant handed to the sink.
@@ -79,6 +86,9 @@ pub fn process(
         format: image.format(),
         width: image.width(),
         height: image.height(),
+        colour: image.colour().clone(),
+        has_location: image.has_location(),
+        warnings: image.warnings().to_vec(),
     };
     on_step(Step::Decoded {
         width: original.width,

@@ -152,6 +152,9 @@ mod tests {
             height,
             has_alpha: true,
             pixels,
+            colour: Default::default(),
+            has_location: false,
+            warnings: Vec::new(),
         }
     }
 

@@ -60,6 +60,11 @@ impl StorageKey {
         valid.then(|| Self(key.to_owned()))
     }
 
+    /// Whether this names an original (rather than a variant).
+    pub fn is_original(&self) -> bool {
+        self.0.starts_with("originals/")
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

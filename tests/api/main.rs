@@ -8,6 +8,7 @@ mod raw;
 mod socket;
 
 mod auth;
+mod colour;
 mod deletion;
 mod errors;
 mod hostile;

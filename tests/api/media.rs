@@ -185,3 +185,54 @@ async fn media_public_keeps_plain_immutable_urls_with_sign_in_on() {
         "public, max-age=31536000, immutable"
     );
 }
+
+#[tokio::test]
+async fn media_originals_private_signs_the_original_and_none_hides_it() {
+    // Without sign-in the variants stay public either way; the original is what carries the
+    // photo's EXIF, GPS position included, so it can be kept to signed URLs or not served.
+    for (setting, signed) in [("private", true), ("none", false)] {
+        let app = TestApp::spawn_with(Role::All, |s| {
+            s.media.originals = match setting {
+                "private" => pixdrop::http::media::OriginalsAccess::Private,
+                _ => pixdrop::http::media::OriginalsAccess::None,
+            };
+        })
+        .await;
+        let id = app.upload_one(jpeg(80, 60)).await;
+        let done = app.wait_for(&id, &["completed"]).await;
+        let thumb = done["variants"][0]["url"].as_str().unwrap();
+        assert!(!thumb.contains('?'), "variants stay public: {thumb}");
+        assert_eq!(
+            app.client
+                .get(app.url(thumb))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+
+        let sha = done["original"]["sha256"].as_str().unwrap();
+        let plain = app.url(&format!("/media/originals/{}/{sha}.jpg", &sha[..2]));
+        let direct = app.client.get(&plain).send().await.unwrap();
+        match done["original"]["url"].as_str() {
+            Some(url) => {
+                assert!(signed, "{setting}: {url}");
+                assert!(url.contains("sig="), "{url}");
+                let response = app.client.get(app.url(url)).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                assert!(
+                    response.headers()["cache-control"]
+                        .to_str()
+                        .unwrap()
+                        .starts_with("private")
+                );
+                assert_eq!(direct.status(), 403, "{setting}: unsigned");
+            }
+            None => {
+                assert!(!signed, "{setting}");
+                assert_eq!(direct.status(), 404, "{setting}: not served at all");
+            }
+        }
+    }
+}
