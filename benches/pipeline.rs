@@ -69,7 +69,9 @@ fn twelve_megapixels() -> (Vec<u8>, Vec<u8>) {
     use image::{ExtendedColorType, ImageEncoder};
     use moxcms::{ColorProfile, Layout, TransformOptions};
 
-    let wood = image::open(photo()).expect("the benchmark photo decodes").into_rgb8();
+    let wood = image::open(photo())
+        .expect("the benchmark photo decodes")
+        .into_rgb8();
     let (w, h) = (4000u32, 3000u32);
     let tiled = image::RgbImage::from_fn(w, h, |x, y| {
         *wood.get_pixel(x % wood.width(), y % wood.height())
@@ -79,7 +81,9 @@ fn twelve_megapixels() -> (Vec<u8>, Vec<u8>) {
         .create_transform_8bit(Layout::Rgb, &p3, Layout::Rgb, TransformOptions::default())
         .expect("an sRGB to P3 transform");
     let mut wide = vec![0; tiled.as_raw().len()];
-    to_p3.transform(tiled.as_raw(), &mut wide).expect("converts");
+    to_p3
+        .transform(tiled.as_raw(), &mut wide)
+        .expect("converts");
     let save = |pixels: &[u8], icc: Option<Vec<u8>>| {
         let mut out = Vec::new();
         let mut encoder = JpegEncoder::new_with_quality(&mut out, 90);
@@ -103,7 +107,10 @@ fn colour(c: &mut Criterion) {
     let mut group = c.benchmark_group("colour/4000x3000 jpeg");
     group.sampling_mode(SamplingMode::Flat);
     group.sample_size(10);
-    for (name, bytes) in [("decode untagged", &untagged), ("decode Display P3 to sRGB", &tagged)] {
+    for (name, bytes) in [
+        ("decode untagged", &untagged),
+        ("decode Display P3 to sRGB", &tagged),
+    ] {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let decoded = decode(std::io::Cursor::new(bytes), &limits).expect("decodes");

@@ -248,3 +248,54 @@ fn a_photo_with_a_gps_position_says_so_and_no_variant_carries_exif() {
     let plain = save(&srgb_photo(), Container::Jpeg, None);
     assert!(!process_bytes(&plain, &specs).1.original.has_location);
 }
+
+#[test]
+fn cmyk_and_ycck_jpegs_come_out_as_their_rgb_original_and_grey_stays_grey() {
+    // Saved as printers' JPEGs are: CMYK with black pulled out of the colours, in Adobe's inverted
+    // form, plain and as YCCK.
+    let reference = srgb_photo();
+    let cmyk: Vec<u8> = reference
+        .pixels()
+        .flat_map(|p| {
+            // The usual formula: K from the brightest channel, the inks scaled by what is left.
+            let max = p.0.iter().copied().max().unwrap_or(0);
+            let ink = |v: u8| {
+                if max == 0 {
+                    0
+                } else {
+                    (255 - (u32::from(v) * 255 / u32::from(max))) as u8
+                }
+            };
+            [ink(p[0]), ink(p[1]), ink(p[2]), 255 - max]
+        })
+        .collect();
+    let (w, h) = (reference.width() as u16, reference.height() as u16);
+    for color in [
+        jpeg_encoder::ColorType::Cmyk,
+        jpeg_encoder::ColorType::CmykAsYcck,
+    ] {
+        let mut bytes = Vec::new();
+        jpeg_encoder::Encoder::new(&mut bytes, 95)
+            .encode(&cmyk, w, h, color)
+            .unwrap();
+        let decoded = decode(Cursor::new(bytes), &Limits::default()).unwrap();
+        let difference = mean_difference(decoded.pixels(), reference.as_raw());
+        assert!(
+            difference < 4.0,
+            "{color:?}: mean difference {difference:.2}"
+        );
+    }
+    let grey: Vec<u8> = reference.pixels().map(|p| p[1]).collect();
+    let mut bytes = Vec::new();
+    jpeg_encoder::Encoder::new(&mut bytes, 95)
+        .encode(&grey, w, h, jpeg_encoder::ColorType::Luma)
+        .unwrap();
+    let decoded = decode(Cursor::new(bytes), &Limits::default()).unwrap();
+    assert!(
+        decoded
+            .pixels()
+            .chunks(3)
+            .all(|p| p[0] == p[1] && p[1] == p[2]),
+        "grey stays grey"
+    );
+}
