@@ -12,6 +12,8 @@
 use std::sync::Arc;
 
 use moxcms::{ColorProfile, DataColorSpace, Layout, ProfileText, TransformOptions};
+
+use super::png::PngColour;
 use serde::Serialize;
 
 /// What the source said of its colours, and what was done about it.
@@ -62,6 +64,74 @@ impl Plan {
             }
         };
         let name = profile.description.as_ref().and_then(text_of);
+        Self::for_colour_profile(profile, name, grey, has_alpha)
+    }
+
+    /// The plan for a PNG without a profile, from its `gAMA` and `cHRM` chunks. Values close to
+    /// sRGB's (what most writers put there) are taken as sRGB, as browsers do; nonsense values are
+    /// a warning.
+    pub fn for_png(png: PngColour, grey: bool, has_alpha: bool) -> Self {
+        if png.overridden || grey || (png.gamma.is_none() && png.chromaticities.is_none()) {
+            return Self::none();
+        }
+        const SRGB_CHROMATICITIES: [u32; 8] =
+            [31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000];
+        let srgb_like = png.gamma.is_none_or(|g| (45000..=46000).contains(&g))
+            && png.chromaticities.is_none_or(|c| {
+                c.iter()
+                    .zip(SRGB_CHROMATICITIES)
+                    .all(|(v, s)| v.abs_diff(s) <= 1000)
+            });
+        if srgb_like {
+            return Self::none();
+        }
+        let ignored = |what: &str| {
+            Self::warn(
+                None,
+                format!("the PNG's {what} makes no sense; colours taken as sRGB"),
+            )
+        };
+        let mut profile = ColorProfile::new_srgb();
+        profile.description = None;
+        if let Some(gamma) = png.gamma {
+            // gAMA is the encoding exponent: pixels are decoded with its inverse.
+            let exponent = 100_000.0 / f64::from(gamma.max(1));
+            if !(0.2..=5.0).contains(&exponent) {
+                return ignored("gAMA chunk");
+            }
+            let curve = moxcms::ToneReprCurve::Parametric(vec![exponent as f32]);
+            profile.red_trc = Some(curve.clone());
+            profile.green_trc = Some(curve.clone());
+            profile.blue_trc = Some(curve);
+        }
+        // Without cHRM the primaries stay sRGB's.
+        if let Some(c) = png.chromaticities {
+            let xy: Vec<f32> = c.iter().map(|v| *v as f32 / 100_000.0).collect();
+            let plausible = xy
+                .chunks(2)
+                .all(|p| p[0] > 0.0 && p[1] > 0.01 && p[0] + p[1] <= 1.0);
+            if !plausible {
+                return ignored("cHRM chunk");
+            }
+            profile.update_rgb_colorimetry(
+                moxcms::XyY::new(f64::from(xy[0]), f64::from(xy[1]), 1.0),
+                moxcms::ColorPrimaries {
+                    red: moxcms::Chromaticity::new(xy[2], xy[3]),
+                    green: moxcms::Chromaticity::new(xy[4], xy[5]),
+                    blue: moxcms::Chromaticity::new(xy[6], xy[7]),
+                },
+            );
+        }
+        profile.cicp = None;
+        Self::for_colour_profile(profile, Some("PNG gAMA/cHRM".to_owned()), false, has_alpha)
+    }
+
+    fn for_colour_profile(
+        profile: ColorProfile,
+        name: Option<String>,
+        grey: bool,
+        has_alpha: bool,
+    ) -> Self {
         match (profile.color_space, grey) {
             (DataColorSpace::Rgb, false) => {}
             // Grey stays grey; a CMYK image was converted by its decoder.

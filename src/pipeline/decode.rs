@@ -15,6 +15,7 @@ use super::exif;
 use super::format::{ImageFormat, SNIFF_LEN, Sniffed, sniff};
 use super::jpeg;
 use super::limits::Limits;
+use super::png;
 use super::spec::VariantSpec;
 
 /// A decoded, oriented image, ready to be made into any number of variants.
@@ -133,6 +134,7 @@ pub fn decode_within(
         decoder,
         orientation,
         icc,
+        png_colour,
         grey,
         has_location,
     } = open(BufReader::new(source), limits, specs)?;
@@ -157,7 +159,11 @@ pub fn decode_within(
     };
     // Before resizing, which mixes neighbouring pixels: that must happen in the colours they are
     // shown in.
-    let mut plan = colour::Plan::for_profile(icc.as_deref(), grey, has_alpha);
+    let mut plan = match (icc, png_colour) {
+        (Some(icc), _) => colour::Plan::for_profile(Some(&icc), grey, has_alpha),
+        (None, Some(png)) => colour::Plan::for_png(png, grey, has_alpha),
+        (None, None) => colour::Plan::none(),
+    };
     let width = image.width();
     match &mut image {
         DynamicImage::ImageRgba8(buffer) => plan.apply(buffer, width, true),
@@ -186,6 +192,8 @@ struct Opened<D> {
     orientation: Orientation,
     /// The embedded ICC profile, if any.
     icc: Option<Vec<u8>>,
+    /// A PNG's gAMA and cHRM chunks.
+    png_colour: Option<png::PngColour>,
     /// Whether the file's pixels are greyscale (before they become RGB).
     grey: bool,
     has_location: bool,
@@ -201,6 +209,11 @@ fn open<'a, R: BufRead + Seek + 'a>(
     let format = sniff_source(&mut reader)?;
     let file_bytes = reader.seek(SeekFrom::End(0)).map_err(PipelineError::read)?;
     reader.rewind().map_err(PipelineError::read)?;
+    let png_colour = if format == ImageFormat::Png {
+        Some(png::colour_chunks(&mut reader).map_err(PipelineError::read)?)
+    } else {
+        None
+    };
     if format == ImageFormat::Jpeg {
         // Before decoding: the JPEG decoder would grey-fill a file that is cut short.
         let whole = jpeg::reaches_end_marker(&mut reader).map_err(PipelineError::read)?;
@@ -253,6 +266,7 @@ fn open<'a, R: BufRead + Seek + 'a>(
         decoder,
         orientation,
         icc,
+        png_colour,
         grey,
         has_location,
     })

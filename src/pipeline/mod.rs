@@ -25,13 +25,14 @@ mod format;
 mod geometry;
 mod jpeg;
 mod limits;
+mod png;
 mod process;
 mod render;
 mod sink;
 mod spec;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use colour::Colour;
 pub use control::{Control, StopFlag};

@@ -299,3 +299,72 @@ fn cmyk_and_ycck_jpegs_come_out_as_their_rgb_original_and_grey_stays_grey() {
         "grey stays grey"
     );
 }
+
+/// `png` with `chunks` put right after its IHDR, where colour chunks go.
+fn after_ihdr(png: &[u8], chunks: &[Vec<u8>]) -> Vec<u8> {
+    let ihdr_end = 8 + 25;
+    let mut out = png[..ihdr_end].to_vec();
+    for chunk in chunks {
+        out.extend(chunk);
+    }
+    out.extend(&png[ihdr_end..]);
+    out
+}
+
+#[test]
+fn png_gamma_and_chromaticities_are_applied_unless_srgb_says_otherwise() {
+    use super::fixtures::png_chunk;
+    let reference = srgb_photo();
+    let gamma = |value: u32| png_chunk(b"gAMA", &value.to_be_bytes());
+    let chrm = |values: [u32; 8]| {
+        let data: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
+        png_chunk(b"cHRM", &data)
+    };
+    // An old Mac's gamma 1.8 with sRGB's primaries; and Adobe RGB's primaries at gamma 2.2.
+    let mut mac = ColorProfile::new_srgb();
+    // Its curves, not the sRGB transfer its CICP tag would name.
+    mac.cicp = None;
+    let curve = moxcms::ToneReprCurve::Parametric(vec![1.8]);
+    (mac.red_trc, mac.green_trc, mac.blue_trc) =
+        (Some(curve.clone()), Some(curve.clone()), Some(curve));
+    let adobe_chrm = [31270, 32900, 64000, 33000, 21000, 71000, 15000, 6000];
+    for (what, profile, chunks) in [
+        ("gAMA 1.8", mac, vec![gamma(55556)]),
+        (
+            "Adobe cHRM",
+            ColorProfile::new_adobe_rgb(),
+            vec![gamma(45455), chrm(adobe_chrm)],
+        ),
+    ] {
+        let wide = convert(&reference, &profile);
+        let untreated = mean_difference(wide.as_raw(), reference.as_raw());
+        assert!(
+            untreated > 4.0,
+            "{what}: the fixture differs from sRGB ({untreated:.2})"
+        );
+        let png = after_ihdr(&save(&wide, Container::Png, None), &chunks);
+        let decoded = decode(Cursor::new(png.clone()), &Limits::default()).unwrap();
+        let difference = mean_difference(decoded.pixels(), reference.as_raw());
+        assert!(difference < 1.5, "{what}: mean difference {difference:.2}");
+        assert!(decoded.colour().converted, "{what}");
+        // An sRGB chunk overrides them: the numbers are then taken as they are.
+        let overridden = after_ihdr(
+            &save(&wide, Container::Png, None),
+            &[png_chunk(b"sRGB", &[0]), chunks[0].clone()],
+        );
+        let decoded = decode(Cursor::new(overridden), &Limits::default()).unwrap();
+        assert_eq!(decoded.pixels(), wide.as_raw(), "{what} under sRGB");
+    }
+    // Nonsense is a warning, never a failure.
+    let png = after_ihdr(
+        &save(&reference, Container::Png, None),
+        &[chrm([0; 8]), gamma(1)],
+    );
+    let (_, processed) = process_bytes(&png, &[spec("thumb", 32, 32, Fit::Inside)]);
+    assert_eq!(
+        processed.original.warnings.len(),
+        1,
+        "{:?}",
+        processed.original.warnings
+    );
+}

@@ -5,7 +5,7 @@ mod alloc_probe;
 mod colour;
 mod control;
 mod failures;
-mod fixtures;
+pub(crate) mod fixtures;
 mod inputs;
 mod orientation;
 mod outputs;
