@@ -24,8 +24,8 @@
 //!   the sections each module owns, checked once at load ([`validate`]).
 //! - [`queue`]: the reliable job queue on Redis lists: enqueue, claim, ack/retry/fail, recovery of
 //!   crashed workers' jobs, the worker pool. It knows nothing about images.
-//! - [`pipeline`]: pure, synchronous image work: sniff, decode with limits, orient, resize, encode
-//!   WebP, write atomically. No tokio, no Redis.
+//! - [`pipeline`]: pure, synchronous image work: sniff, decode with limits, convert colours to
+//!   sRGB, orient, resize, encode WebP, write atomically. No tokio, no Redis.
 //! - [`redis_connect`]: which Redis to use: the configured URL, or the embedded server.
 //! - [`embedded_redis`]: one embedded server per storage directory, locked, started by the first
 //!   command and joined by the others, kept running while any of them lives.

@@ -52,7 +52,10 @@ impl Plan {
         let Some(icc) = icc.filter(|icc| !icc.is_empty()) else {
             return Self::none();
         };
-        let profile = match ColorProfile::new_from_slice(icc) {
+        // The profile comes from the file: a parser that panics on it must not cost the photo.
+        let parsed = std::panic::catch_unwind(|| ColorProfile::new_from_slice(icc))
+            .unwrap_or(Err(moxcms::CmsError::InvalidProfile));
+        let profile = match parsed {
             Ok(profile) => profile,
             Err(e) => {
                 return Self::warn(
@@ -157,12 +160,11 @@ impl Plan {
         }
         let layout = if has_alpha { Layout::Rgba } else { Layout::Rgb };
         let srgb = ColorProfile::new_srgb();
-        let transform = match profile.create_transform_8bit(
-            layout,
-            &srgb,
-            layout,
-            TransformOptions::default(),
-        ) {
+        let made = std::panic::catch_unwind(|| {
+            profile.create_transform_8bit(layout, &srgb, layout, TransformOptions::default())
+        })
+        .unwrap_or(Err(moxcms::CmsError::InvalidProfile));
+        let transform = match made {
             Ok(transform) => transform,
             Err(e) => {
                 return Self::warn(
