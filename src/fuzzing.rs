@@ -42,6 +42,8 @@ pub fn image(bytes: &[u8]) -> bool {
     }
     let limits = Limits {
         max_pixels: 4_000_000,
+        max_frames: 20,
+        max_animation_pixels: 4_000_000,
         ..Limits::default()
     };
     let specs = [VariantSpec::new("t", 64, 64, Fit::Inside, 50.0).expect("a valid spec")];

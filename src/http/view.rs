@@ -69,6 +69,8 @@ pub struct VariantView {
     pub height: u32,
     pub bytes: u64,
     pub url: String,
+    /// Whether it is an animated WebP.
+    pub animated: bool,
 }
 
 impl JobView {
@@ -118,6 +120,7 @@ impl JobView {
                         width: v.width,
                         height: v.height,
                         bytes: v.bytes,
+                        animated: v.animated,
                     })
                     .collect()
             })

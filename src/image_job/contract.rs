@@ -57,6 +57,9 @@ pub struct StoredVariant {
     pub height: u32,
     pub bytes: u64,
     pub key: StorageKey,
+    /// Whether it is an animated WebP.
+    #[serde(default)]
+    pub animated: bool,
 }
 
 #[cfg(test)]
@@ -83,6 +86,7 @@ mod tests {
                 height: 240,
                 bytes: 1234,
                 key: StorageKey::variant(&job, "thumb"),
+                animated: false,
             }],
             warnings: vec![],
         };

@@ -160,6 +160,7 @@ impl Handler for ImageHandler {
                 height: v.height,
                 bytes: v.bytes,
                 key: key.clone(),
+                animated: v.animated,
             })
             .collect();
         let original = processed.original;

@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use image::metadata::Orientation;
 use image::{ColorType, DynamicImage, ImageDecoder, ImageReader};
 
+use super::animation::{self, Frame};
 use super::colour::{self, Colour};
 use super::control::Control;
 use super::error::{PipelineError, SizeLimit};
@@ -33,6 +34,8 @@ pub struct DecodedImage {
     pub(crate) has_location: bool,
     /// What was noticed and worked around (a profile that could not be used), in words.
     pub(crate) warnings: Vec<String>,
+    /// An animation's frames, each over the whole canvas (RGBA, sRGB); `pixels` is then the first.
+    pub(crate) animation: Option<Vec<Frame>>,
 }
 
 impl DecodedImage {
@@ -76,6 +79,11 @@ impl DecodedImage {
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
+
+    /// How many frames it has: more than one for an animation kept whole.
+    pub fn frames(&self) -> usize {
+        self.animation.as_ref().map_or(1, Vec::len)
+    }
 }
 
 impl std::fmt::Debug for DecodedImage {
@@ -102,6 +110,8 @@ pub struct Probe {
     /// the decoder's buffer at the file's own depth (16-bit counted), the 8-bit copy and the
     /// rotated copy when those are needed, the file itself, and the largest variant's buffers.
     pub memory_bytes: u64,
+    /// Frames kept: more than one for an animation within the limits.
+    pub frames: u32,
 }
 
 /// Reads the header of the image in `source` and checks it against `limits`; no pixel is decoded.
@@ -110,7 +120,7 @@ pub fn probe(
     limits: &Limits,
     specs: &[VariantSpec],
 ) -> Result<Probe, PipelineError> {
-    Ok(open(BufReader::new(source), limits, specs)?.probe)
+    Ok(open(&mut BufReader::new(source), limits, specs)?.probe)
 }
 
 /// Decodes the image read from `source` (a file, or bytes in memory): sniffs the format, checks
@@ -129,6 +139,7 @@ pub fn decode_within(
     control: &Control,
 ) -> Result<DecodedImage, PipelineError> {
     control.stop.check()?;
+    let mut reader = BufReader::new(source);
     let Opened {
         probe,
         decoder,
@@ -137,7 +148,8 @@ pub fn decode_within(
         png_colour,
         grey,
         has_location,
-    } = open(BufReader::new(source), limits, specs)?;
+        first_frame_only,
+    } = open(&mut reader, limits, specs)?;
     if probe.memory_bytes > control.memory_bytes {
         return Err(PipelineError::TooLarge {
             width: probe.width,
@@ -147,6 +159,32 @@ pub fn decode_within(
     }
     let format = probe.format;
     let from_decoder = |e| PipelineError::from_decoder(format, e);
+    let colour_plan = |has_alpha| match (&icc, png_colour) {
+        (Some(icc), _) => colour::Plan::for_profile(Some(icc), grey, has_alpha),
+        (None, Some(png)) => colour::Plan::for_png(png, grey, has_alpha),
+        (None, None) => colour::Plan::none(),
+    };
+    if probe.frames > 1 {
+        let mut plan = colour_plan(true);
+        drop(decoder);
+        reader.rewind().map_err(PipelineError::read)?;
+        let mut frames = animation::decode_frames(format, &mut reader).map_err(from_decoder)?;
+        for frame in &mut frames {
+            plan.apply(&mut frame.pixels, probe.width, true);
+        }
+        let first = frames.first().map(|f| f.pixels.clone()).unwrap_or_default();
+        return Ok(DecodedImage {
+            format,
+            width: probe.width,
+            height: probe.height,
+            has_alpha: true,
+            pixels: first,
+            colour: plan.colour,
+            has_location,
+            warnings: plan.warning.into_iter().collect(),
+            animation: Some(frames),
+        });
+    }
     // For GIF and WebP this is the first frame of an animation.
     let image = DynamicImage::from_decoder(decoder).map_err(from_decoder)?;
     let has_alpha = image.color().has_alpha();
@@ -159,11 +197,7 @@ pub fn decode_within(
     };
     // Before resizing, which mixes neighbouring pixels: that must happen in the colours they are
     // shown in.
-    let mut plan = match (icc, png_colour) {
-        (Some(icc), _) => colour::Plan::for_profile(Some(&icc), grey, has_alpha),
-        (None, Some(png)) => colour::Plan::for_png(png, grey, has_alpha),
-        (None, None) => colour::Plan::none(),
-    };
+    let mut plan = colour_plan(has_alpha);
     let width = image.width();
     match &mut image {
         DynamicImage::ImageRgba8(buffer) => plan.apply(buffer, width, true),
@@ -181,7 +215,8 @@ pub fn decode_within(
         pixels: image.into_bytes(),
         colour: plan.colour,
         has_location,
-        warnings: plan.warning.into_iter().collect(),
+        warnings: plan.warning.into_iter().chain(first_frame_only).collect(),
+        animation: None,
     })
 }
 
@@ -194,6 +229,8 @@ struct Opened<D> {
     icc: Option<Vec<u8>>,
     /// A PNG's gAMA and cHRM chunks.
     png_colour: Option<png::PngColour>,
+    /// Why an animation is cut to its first frame, when it is.
+    first_frame_only: Option<String>,
     /// Whether the file's pixels are greyscale (before they become RGB).
     grey: bool,
     has_location: bool,
@@ -202,21 +239,22 @@ struct Opened<D> {
 /// Sniffs, checks a JPEG reaches its end, reads the header, checks the limits and estimates the
 /// memory: everything short of decoding pixels.
 fn open<'a, R: BufRead + Seek + 'a>(
-    mut reader: R,
+    reader: &'a mut R,
     limits: &Limits,
     specs: &[VariantSpec],
 ) -> Result<Opened<impl ImageDecoder + 'a>, PipelineError> {
-    let format = sniff_source(&mut reader)?;
+    let format = sniff_source(reader)?;
+    let frames_found = animation::count_frames(format, reader);
     let file_bytes = reader.seek(SeekFrom::End(0)).map_err(PipelineError::read)?;
     reader.rewind().map_err(PipelineError::read)?;
     let png_colour = if format == ImageFormat::Png {
-        Some(png::colour_chunks(&mut reader).map_err(PipelineError::read)?)
+        Some(png::colour_chunks(reader).map_err(PipelineError::read)?)
     } else {
         None
     };
     if format == ImageFormat::Jpeg {
         // Before decoding: the JPEG decoder would grey-fill a file that is cut short.
-        let whole = jpeg::reaches_end_marker(&mut reader).map_err(PipelineError::read)?;
+        let whole = jpeg::reaches_end_marker(&mut *reader).map_err(PipelineError::read)?;
         if !whole {
             return Err(PipelineError::Truncated { format });
         }
@@ -248,6 +286,11 @@ fn open<'a, R: BufRead + Seek + 'a>(
         (width, height)
     };
     limits.check(shown_width, shown_height)?;
+    let (frames, first_frame_only) = match limits.animation_fits(frames_found, width, height) {
+        _ if frames_found <= 1 => (1, None),
+        Ok(()) => (frames_found, None),
+        Err(reason) => (1, Some(format!("{reason}: only the first frame is kept"))),
+    };
     let memory_bytes = memory_needed(
         decoder.total_bytes(),
         file_bytes,
@@ -255,6 +298,7 @@ fn open<'a, R: BufRead + Seek + 'a>(
         decoder.color_type(),
         orientation,
         specs,
+        frames,
     );
     Ok(Opened {
         probe: Probe {
@@ -262,6 +306,7 @@ fn open<'a, R: BufRead + Seek + 'a>(
             width: shown_width,
             height: shown_height,
             memory_bytes,
+            frames,
         },
         decoder,
         orientation,
@@ -269,6 +314,7 @@ fn open<'a, R: BufRead + Seek + 'a>(
         png_colour,
         grey,
         has_location,
+        first_frame_only,
     })
 }
 
@@ -280,6 +326,7 @@ fn memory_needed(
     color: ColorType,
     orientation: Orientation,
     specs: &[VariantSpec],
+    frames: u32,
 ) -> u64 {
     let channels: u64 = if color.has_alpha() { 4 } else { 3 };
     // `into_rgb(a)8` keeps the decoder's buffer when it already is 8-bit RGB(A), else copies.
@@ -299,7 +346,15 @@ fn memory_needed(
         .map(|s| u64::from(s.max_width()) * u64::from(s.max_height()) * 4 * 3)
         .max()
         .unwrap_or(0);
+    // An animation kept whole holds every frame at the canvas size (RGBA), and a variant's frames
+    // all at once for its encoder.
+    let animation = if frames > 1 {
+        (u64::from(frames) * pixels * 4).saturating_add(u64::from(frames) * variant / 3)
+    } else {
+        0
+    };
     decoded
+        .saturating_add(animation)
         .saturating_add(converted)
         .saturating_add(rotated)
         .saturating_add(file_bytes)

@@ -18,6 +18,12 @@ pub struct Limits {
     /// image waits until its estimate (see `Probe::memory_bytes`) fits, and one that would never
     /// fit is refused. Not a per-image limit: the worker holds the budget.
     pub memory_budget_bytes: u64,
+    /// Frames an animated GIF or WebP may keep; a longer one becomes its first frame, with a
+    /// warning in the job's result.
+    pub max_frames: u32,
+    /// Frames times canvas pixels an animation may keep (what its frames hold in memory, and what
+    /// each variant resizes), checked likewise.
+    pub max_animation_pixels: u64,
 }
 
 impl Default for Limits {
@@ -27,6 +33,8 @@ impl Default for Limits {
             max_width: 20_000,
             max_height: 20_000,
             memory_budget_bytes: 1 << 30,
+            max_frames: 300,
+            max_animation_pixels: 100_000_000,
         }
     }
 }
@@ -47,6 +55,8 @@ impl Limits {
         at_least_one("max_pixels", self.max_pixels);
         at_least_one("max_width", u64::from(self.max_width));
         at_least_one("max_height", u64::from(self.max_height));
+        at_least_one("max_frames", u64::from(self.max_frames));
+        at_least_one("max_animation_pixels", self.max_animation_pixels);
         if self.memory_budget_bytes < MIN_MEMORY_BUDGET {
             found.push((
                 "memory_budget_bytes",
@@ -80,6 +90,28 @@ impl Limits {
             return Err(too_large(SizeLimit::Height {
                 max: self.max_height,
             }));
+        }
+        Ok(())
+    }
+}
+
+impl Limits {
+    /// `Ok` if an animation of `frames` frames of `width` x `height` may be kept whole; otherwise
+    /// why not, in words.
+    pub fn animation_fits(&self, frames: u32, width: u32, height: u32) -> Result<(), String> {
+        if frames > self.max_frames {
+            return Err(format!(
+                "the animation has {frames} frames, more than the {} kept",
+                self.max_frames
+            ));
+        }
+        let total = u64::from(frames) * u64::from(width) * u64::from(height);
+        if total > self.max_animation_pixels {
+            return Err(format!(
+                "the animation's {frames} frames hold {} megapixels, more than the {} kept",
+                megapixels(total),
+                megapixels(self.max_animation_pixels)
+            ));
         }
         Ok(())
     }

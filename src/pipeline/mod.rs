@@ -16,6 +16,7 @@
 //! Every failure is a [`PipelineError`] with a stable `code()` and `is_permanent()`, so a worker
 //! knows whether a retry could help.
 
+mod animation;
 mod colour;
 mod control;
 mod decode;

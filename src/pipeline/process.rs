@@ -61,6 +61,8 @@ pub struct VariantOutput {
     pub height: u32,
     /// Size of the WebP.
     pub bytes: u64,
+    /// Whether it is an animated WebP (the original was an animation kept whole).
+    pub animated: bool,
 }
 
 /// Turns the image read from `source` into one WebP per spec, each handed to `sink` under the
@@ -108,6 +110,7 @@ pub fn process(
             width: rendered.width(),
             height: rendered.height(),
             bytes: rendered.webp().len() as u64,
+            animated: rendered.animated(),
         });
         on_step(Step::VariantWritten {
             name: spec.name().to_string(),

@@ -1,4 +1,5 @@
-//! One variant from a decoded image: crop and resize with `fast_image_resize`, then lossy WebP.
+//! One variant from a decoded image: crop and resize with `fast_image_resize`, then lossy WebP. An
+//! animation has every frame resized alike and becomes an animated WebP (`animation.rs`).
 //!
 //! Alpha is premultiplied for the resize and divided back out after (the resizer's `use_alpha`
 //! option), so colour under fully transparent pixels cannot bleed into the visible edge: without
@@ -8,6 +9,7 @@ use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use webp::{PixelLayout, WebPEncodingError, WebPMemory};
 
+use super::animation;
 use super::control::StopFlag;
 use super::decode::DecodedImage;
 use super::error::PipelineError;
@@ -18,8 +20,14 @@ use super::spec::VariantSpec;
 pub struct Rendered {
     width: u32,
     height: u32,
-    // libwebp's own buffer, handed over as is rather than copied into a Vec.
-    webp: WebPMemory,
+    webp: Encoded,
+}
+
+/// The WebP's bytes: libwebp's own buffer for a still image, handed over as is rather than copied
+/// into a Vec; an animation's, copied out of the encoder.
+enum Encoded {
+    Still(WebPMemory),
+    Animated(Vec<u8>),
 }
 
 impl Rendered {
@@ -33,7 +41,15 @@ impl Rendered {
 
     /// The WebP file's bytes.
     pub fn webp(&self) -> &[u8] {
-        &self.webp
+        match &self.webp {
+            Encoded::Still(memory) => memory,
+            Encoded::Animated(bytes) => bytes,
+        }
+    }
+
+    /// Whether it is an animated WebP.
+    pub fn animated(&self) -> bool {
+        matches!(self.webp, Encoded::Animated(_))
     }
 }
 
@@ -42,7 +58,7 @@ impl std::fmt::Debug for Rendered {
         f.debug_struct("Rendered")
             .field("width", &self.width)
             .field("height", &self.height)
-            .field("bytes", &self.webp.len())
+            .field("bytes", &self.webp().len())
             .finish()
     }
 }
@@ -73,11 +89,40 @@ pub(crate) fn render_checked(
         transient,
     };
 
+    if let Some(frames) = &image.animation {
+        let mut resized = Vec::with_capacity(frames.len());
+        for frame in frames {
+            stop.check()?;
+            let pixels = if plan.is_identity(image.width, image.height) {
+                frame.pixels.clone()
+            } else {
+                resize(&frame.pixels, image.width, image.height, true, &plan)
+                    .map_err(|reason| fail(reason, false))?
+            };
+            resized.push((pixels, frame.duration_ms));
+        }
+        stop.check()?;
+        let webp = animation::encode(&resized, plan.width, plan.height, spec.quality())
+            .map_err(|reason| fail(reason, false))?;
+        return Ok(Rendered {
+            width: plan.width,
+            height: plan.height,
+            webp: Encoded::Animated(webp),
+        });
+    }
+
     let resized;
     let pixels = if plan.is_identity(image.width, image.height) {
         &image.pixels
     } else {
-        resized = resize(image, &plan).map_err(|reason| fail(reason, false))?;
+        resized = resize(
+            &image.pixels,
+            image.width,
+            image.height,
+            image.has_alpha,
+            &plan,
+        )
+        .map_err(|reason| fail(reason, false))?;
         &resized
     };
 
@@ -102,18 +147,25 @@ pub(crate) fn render_checked(
     Ok(Rendered {
         width: plan.width,
         height: plan.height,
-        webp,
+        webp: Encoded::Still(webp),
     })
 }
 
-/// Resizes the planned crop of `image` to the planned size; returns the new pixel rows.
-fn resize(image: &DecodedImage, plan: &Plan) -> Result<Vec<u8>, String> {
-    let pixel_type = if image.has_alpha {
+/// Resizes the planned crop of `pixels` (`width` x `height`, RGBA when `has_alpha`, else RGB) to
+/// the planned size; returns the new pixel rows.
+fn resize(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    has_alpha: bool,
+    plan: &Plan,
+) -> Result<Vec<u8>, String> {
+    let pixel_type = if has_alpha {
         PixelType::U8x4
     } else {
         PixelType::U8x3
     };
-    let src = ImageRef::new(image.width, image.height, &image.pixels, pixel_type)
+    let src = ImageRef::new(width, height, pixels, pixel_type)
         .map_err(|e| format!("bad source buffer: {e}"))?;
     let mut dst = Image::new(plan.width, plan.height, pixel_type);
     let crop = plan.crop;
@@ -155,6 +207,7 @@ mod tests {
             colour: Default::default(),
             has_location: false,
             warnings: Vec::new(),
+            animation: None,
         }
     }
 
@@ -164,7 +217,7 @@ mod tests {
         let image = half_transparent(64, 64);
         let spec = VariantSpec::new("t", 16, 16, Fit::Inside, 80.0).unwrap();
         let plan = plan(64, 64, spec.fit(), 16, 16);
-        let out = resize(&image, &plan).unwrap();
+        let out = resize(&image.pixels, image.width, image.height, true, &plan).unwrap();
         let mut partly_visible = 0;
         for px in out.chunks_exact(4) {
             if px[3] > 0 {

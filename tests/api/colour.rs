@@ -1,4 +1,5 @@
-//! What a job says of its original's colours and location, as a client reads it.
+//! What a job says of its original's colours and location, and of animated variants, as a client
+//! reads it.
 
 use std::io::Cursor;
 
@@ -58,4 +59,39 @@ async fn a_tagged_photo_reports_its_profile_and_conversion_and_an_untagged_one_n
     let done = app.wait_for(&plain, &["completed"]).await;
     assert_eq!(done["original"]["color_profile"], serde_json::Value::Null);
     assert_eq!(done["original"]["color_converted"], false);
+}
+
+#[tokio::test]
+async fn an_animated_gif_is_served_as_animated_webp_variants() {
+    let app = TestApp::spawn(Role::All).await;
+    let mut gif = Vec::new();
+    {
+        let mut encoder = image::codecs::gif::GifEncoder::new(&mut gif);
+        for shade in [0u8, 120, 240] {
+            let frame = image::RgbaImage::from_pixel(40, 30, image::Rgba([shade, 60, 200, 255]));
+            let delay = image::Delay::from_numer_denom_ms(90, 1);
+            encoder
+                .encode_frame(image::Frame::from_parts(frame, 0, 0, delay))
+                .unwrap();
+        }
+    }
+    let response = app.upload(vec![("file", "loop.gif", gif)]).await;
+    assert_eq!(response.status(), 202);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let id = body["jobs"][0]["id"].as_str().unwrap();
+    let done = app.wait_for(id, &["completed"]).await;
+    for variant in done["variants"].as_array().unwrap() {
+        assert_eq!(variant["animated"], true, "{variant}");
+        let url = app.url(variant["url"].as_str().unwrap());
+        let webp = app
+            .client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert!(webp.windows(4).any(|w| w == b"ANIM"), "an animated WebP");
+    }
 }

@@ -7,8 +7,18 @@ use image::{
     RgbaImage,
 };
 
-use super::fixtures::{encode, near, process_bytes, read_webp, spec};
-use crate::pipeline::{Fit, ImageFormat, VariantSpec};
+use super::fixtures::{encode, near, process_bytes, process_with, read_webp, spec};
+use crate::pipeline::{Fit, ImageFormat, Limits, VariantSpec};
+
+/// Animations of more than one frame are cut to their first.
+const ONE_FRAME: Limits = Limits {
+    max_pixels: 50_000_000,
+    max_width: 20_000,
+    max_height: 20_000,
+    memory_budget_bytes: 1 << 30,
+    max_frames: 1,
+    max_animation_pixels: 100_000_000,
+};
 
 #[test]
 fn every_accepted_format_is_decoded_and_made_into_webp() {
@@ -123,8 +133,8 @@ fn a_sixteen_bit_png_is_converted_to_eight_bits_keeping_its_colours() {
 }
 
 #[test]
-fn an_animated_gif_is_made_from_its_first_frame() {
-    // Proves animation is flattened to frame one, not a later frame or a blend.
+fn an_animated_gif_over_the_frame_limit_is_made_from_its_first_frame() {
+    // Proves an animation cut short is frame one, not a later frame or a blend.
     let red = RgbaImage::from_pixel(16, 16, Rgba([255, 0, 0, 255]));
     let blue = RgbaImage::from_pixel(16, 16, Rgba([0, 0, 255, 255]));
     let mut gif = Vec::new();
@@ -134,8 +144,11 @@ fn an_animated_gif_is_made_from_its_first_frame() {
             .encode_frames([Frame::new(red), Frame::new(blue)])
             .unwrap();
     }
-    let (received, processed) = process_bytes(&gif, &[spec("full", 100, 100, Fit::Inside)]);
+    let (processed, received) =
+        process_with(&gif, &[spec("full", 100, 100, Fit::Inside)], &ONE_FRAME);
+    let processed = processed.unwrap();
     assert_eq!(processed.original.format, ImageFormat::Gif);
+    assert!(!processed.variants[0].animated);
     let out = read_webp(&received, &processed.variants[0].name);
     assert!(
         near(&out.get_pixel(8, 8).0[..3], &[255, 0, 0], 40),
@@ -145,7 +158,7 @@ fn an_animated_gif_is_made_from_its_first_frame() {
 }
 
 #[test]
-fn an_animated_webp_is_made_from_its_first_frame() {
+fn an_animated_webp_over_the_frame_limit_is_made_from_its_first_frame() {
     // Proves the same for WebP animations, built here with libwebp's own animation encoder.
     let green = [0u8, 255, 0, 255].repeat(16 * 16);
     let blue = [0u8, 0, 255, 255].repeat(16 * 16);
@@ -155,8 +168,14 @@ fn an_animated_webp_is_made_from_its_first_frame() {
     encoder.add_frame(webp::AnimFrame::from_rgba(&green, 16, 16, 0));
     encoder.add_frame(webp::AnimFrame::from_rgba(&blue, 16, 16, 100));
     let animated = encoder.try_encode().unwrap();
-    let (received, processed) = process_bytes(&animated, &[spec("full", 100, 100, Fit::Inside)]);
+    let (processed, received) = process_with(
+        &animated,
+        &[spec("full", 100, 100, Fit::Inside)],
+        &ONE_FRAME,
+    );
+    let processed = processed.unwrap();
     assert_eq!(processed.original.format, ImageFormat::WebP);
+    assert!(!processed.variants[0].animated);
     let out = read_webp(&received, &processed.variants[0].name);
     assert!(
         near(&out.get_pixel(8, 8).0[..3], &[0, 255, 0], 40),

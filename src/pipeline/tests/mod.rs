@@ -2,6 +2,7 @@
 //! Tests of one part alone live beside that part.
 
 mod alloc_probe;
+mod animation;
 mod colour;
 mod control;
 mod failures;
