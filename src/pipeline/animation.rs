@@ -114,10 +114,13 @@ fn skip(reader: &mut impl Seek, bytes: u64) -> std::io::Result<()> {
     reader.seek(SeekFrom::Current(bytes)).map(drop)
 }
 
-/// Every frame of an animated GIF or WebP, composited onto its canvas.
+/// The first `at_most` frames of an animated GIF or WebP (what the count found, so a file the
+/// decoder reads further than the count did still costs no more than was checked), each
+/// composited onto its canvas.
 pub(crate) fn decode_frames<R: BufRead + Seek>(
     format: ImageFormat,
     reader: R,
+    at_most: usize,
 ) -> image::ImageResult<Vec<Frame>> {
     let frames = match format {
         ImageFormat::Gif => image::codecs::gif::GifDecoder::new(reader)?.into_frames(),
@@ -125,6 +128,7 @@ pub(crate) fn decode_frames<R: BufRead + Seek>(
         _ => return Ok(Vec::new()),
     };
     frames
+        .take(at_most)
         .map(|frame| {
             let frame = frame?;
             let (numer, denom) = frame.delay().numer_denom_ms();
@@ -288,8 +292,10 @@ mod tests {
 
     #[test]
     fn every_frame_keeps_its_duration_through_decode_and_encode() {
-        let frames = decode_frames(ImageFormat::Gif, Cursor::new(gif(3, 70))).unwrap();
+        let frames = decode_frames(ImageFormat::Gif, Cursor::new(gif(3, 70)), 3).unwrap();
         assert_eq!(frames.len(), 3);
+        let capped = decode_frames(ImageFormat::Gif, Cursor::new(gif(3, 70)), 2).unwrap();
+        assert_eq!(capped.len(), 2, "never more than were counted");
         assert!(
             frames
                 .iter()
@@ -302,7 +308,7 @@ mod tests {
             .map(|(i, d)| (vec![(i * 90) as u8; 8 * 6 * 4], *d))
             .collect();
         let webp = encode(&pixels, 8, 6, 80.0).unwrap();
-        let back = decode_frames(ImageFormat::WebP, Cursor::new(webp)).unwrap();
+        let back = decode_frames(ImageFormat::WebP, Cursor::new(webp), 3).unwrap();
         let got: Vec<u32> = back.iter().map(|f| f.duration_ms).collect();
         assert_eq!(got, durations);
         assert!(

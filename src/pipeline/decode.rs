@@ -168,7 +168,15 @@ pub fn decode_within(
         let mut plan = colour_plan(true);
         drop(decoder);
         reader.rewind().map_err(PipelineError::read)?;
-        let mut frames = animation::decode_frames(format, &mut reader).map_err(from_decoder)?;
+        let counted = probe.frames as usize;
+        let mut frames =
+            animation::decode_frames(format, &mut reader, counted).map_err(from_decoder)?;
+        if frames.is_empty() {
+            return Err(PipelineError::Corrupt {
+                format,
+                detail: "the animation has no frame that decodes".into(),
+            });
+        }
         for frame in &mut frames {
             plan.apply(&mut frame.pixels, probe.width, true);
         }
