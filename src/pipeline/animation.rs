@@ -26,27 +26,60 @@ pub(crate) struct Frame {
 /// far fewer); also what a file full of empty blocks costs to walk.
 const COUNT_CAP: u32 = 1_000_000;
 
-/// How many frames the file holds (1 for a still image, or a format without animation).
-pub(crate) fn count_frames(format: ImageFormat, reader: &mut (impl Read + Seek)) -> u32 {
-    let counted = match format {
-        ImageFormat::Gif => gif_frames(reader),
-        ImageFormat::WebP => webp_frames(reader),
-        _ => Ok(1),
-    };
-    let _ = reader.rewind();
-    // A structure that cannot be walked is left to the decoder, which reports it properly.
-    counted.unwrap_or(1).max(1)
+/// What the walk of an animation's container found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameCount {
+    /// 1 for a still image, or a format without animation.
+    pub frames: u32,
+    /// The pixels decoding every frame takes: each frame's own rectangle or the canvas, whichever
+    /// is larger (a GIF frame may claim more than its canvas); 0 when not counted.
+    pub pixels: u64,
 }
 
-/// Walks a GIF's blocks, counting image descriptors.
-fn gif_frames(reader: &mut (impl Read + Seek)) -> std::io::Result<u32> {
+impl FrameCount {
+    fn still() -> Self {
+        Self {
+            frames: 1,
+            pixels: 0,
+        }
+    }
+}
+
+/// How many frames the file holds, and what they take. A walk cut short (a file without its
+/// trailer) counts the frames it passed whole.
+pub(crate) fn count_frames(format: ImageFormat, reader: &mut (impl Read + Seek)) -> FrameCount {
+    let mut count = FrameCount {
+        frames: 0,
+        pixels: 0,
+    };
+    match format {
+        ImageFormat::Gif => {
+            let _ = gif_frames(reader, &mut count);
+        }
+        ImageFormat::WebP => {
+            let _ = webp_frames(reader, &mut count);
+        }
+        _ => {}
+    }
+    let _ = reader.rewind();
+    if count.frames <= 1 {
+        FrameCount::still()
+    } else {
+        count
+    }
+}
+
+/// Walks a GIF's blocks, counting image descriptors and the pixels of each frame.
+fn gif_frames(reader: &mut (impl Read + Seek), count: &mut FrameCount) -> std::io::Result<()> {
     let mut header = [0u8; 13];
     reader.read_exact(&mut header)?;
+    let width = u16::from_le_bytes([header[6], header[7]]);
+    let height = u16::from_le_bytes([header[8], header[9]]);
+    let canvas = u64::from(width) * u64::from(height);
     let packed = header[10];
     if packed & 0x80 != 0 {
         skip(reader, 3 * (2u64 << (packed & 7)))?;
     }
-    let mut frames = 0u32;
     loop {
         match byte(reader)? {
             // Image descriptor: position and size (8 bytes), then a local colour table, the LZW
@@ -54,14 +87,18 @@ fn gif_frames(reader: &mut (impl Read + Seek)) -> std::io::Result<u32> {
             0x2C => {
                 let mut descriptor = [0u8; 9];
                 reader.read_exact(&mut descriptor)?;
+                let frame_width = u16::from_le_bytes([descriptor[4], descriptor[5]]);
+                let frame_height = u16::from_le_bytes([descriptor[6], descriptor[7]]);
                 if descriptor[8] & 0x80 != 0 {
                     skip(reader, 3 * (2u64 << (descriptor[8] & 7)))?;
                 }
                 byte(reader)?;
                 skip_sub_blocks(reader)?;
-                frames += 1;
-                if frames >= COUNT_CAP {
-                    return Ok(frames);
+                let area = u64::from(frame_width) * u64::from(frame_height);
+                count.frames += 1;
+                count.pixels = count.pixels.saturating_add(area.max(canvas));
+                if count.frames >= COUNT_CAP {
+                    return Ok(());
                 }
             }
             // Extension: its label, then sub-blocks.
@@ -70,7 +107,7 @@ fn gif_frames(reader: &mut (impl Read + Seek)) -> std::io::Result<u32> {
                 skip_sub_blocks(reader)?;
             }
             // Trailer, or anything else: the end of what can be read.
-            _ => return Ok(frames),
+            _ => return Ok(()),
         }
     }
 }
@@ -84,23 +121,40 @@ fn skip_sub_blocks(reader: &mut (impl Read + Seek)) -> std::io::Result<()> {
     }
 }
 
-/// Walks a WebP's RIFF chunks, counting animation frames (`ANMF`).
-fn webp_frames(reader: &mut (impl Read + Seek)) -> std::io::Result<u32> {
+/// Walks a WebP's RIFF chunks, counting animation frames (`ANMF`), but only in a file whose VP8X
+/// header says it is animated: a still image may carry stray ANMF chunks, which decoders skip.
+fn webp_frames(reader: &mut (impl Read + Seek), count: &mut FrameCount) -> std::io::Result<()> {
     reader.seek(SeekFrom::Start(12))?;
-    let mut frames = 0u32;
     let mut head = [0u8; 8];
+    reader.read_exact(&mut head)?;
+    const ANIMATION_FLAG: u8 = 0x02;
+    let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    // VP8X: flags, 3 reserved bytes, then the canvas's width and height less one, 24 bits each.
+    let mut vp8x = [0u8; 10];
+    if &head[..4] != b"VP8X" || len < 10 {
+        return Ok(());
+    }
+    reader.read_exact(&mut vp8x)?;
+    if vp8x[0] & ANIMATION_FLAG == 0 {
+        return Ok(());
+    }
+    let side = |b: &[u8]| u64::from(u32::from_le_bytes([b[0], b[1], b[2], 0])) + 1;
+    let canvas = side(&vp8x[4..7]) * side(&vp8x[7..10]);
+    skip(reader, u64::from(len) + u64::from(len % 2) - 10)?;
     while reader.read_exact(&mut head).is_ok() {
         let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
         if &head[..4] == b"ANMF" {
-            frames += 1;
-            if frames >= COUNT_CAP {
+            // A frame lies within the canvas (decoders refuse one that does not).
+            count.frames += 1;
+            count.pixels = count.pixels.saturating_add(canvas);
+            if count.frames >= COUNT_CAP {
                 break;
             }
         }
         // Chunks are padded to an even length.
         skip(reader, u64::from(len) + u64::from(len % 2))?;
     }
-    Ok(frames)
+    Ok(())
 }
 
 fn byte(reader: &mut impl Read) -> std::io::Result<u8> {
@@ -109,9 +163,11 @@ fn byte(reader: &mut impl Read) -> std::io::Result<u8> {
     Ok(one[0])
 }
 
+/// Skips forward; `seek_relative` keeps a `BufReader`'s buffer, where `seek` would throw it away
+/// (and read again) at every one of a GIF's many small blocks.
 fn skip(reader: &mut impl Seek, bytes: u64) -> std::io::Result<()> {
     let bytes = i64::try_from(bytes).map_err(|_| std::io::ErrorKind::InvalidData)?;
-    reader.seek(SeekFrom::Current(bytes)).map(drop)
+    reader.seek_relative(bytes)
 }
 
 /// The first `at_most` frames of an animated GIF or WebP (what the count found, so a file the
@@ -140,13 +196,13 @@ pub(crate) fn decode_frames<R: BufRead + Seek>(
         .collect()
 }
 
-/// Shorter than this and browsers show a GIF frame for 100 ms instead; so does pixdrop, so the
+/// This short or shorter and browsers show a frame for 100 ms instead; so does pixdrop, so the
 /// animation plays at the speed it always did.
-const MIN_FRAME_MS: u32 = 20;
+const MIN_FRAME_MS: u32 = 10;
 const DEFAULT_FRAME_MS: u32 = 100;
 
-/// Encodes frames (RGBA, `width` x `height` each, with their durations) as a looping animated
-/// lossy WebP at `quality`.
+/// Encodes frames (RGBA, `width` x `height` each, with their durations) as an animated lossy WebP
+/// at `quality`, looping forever (as nearly every animated GIF asks).
 pub(crate) fn encode(
     frames: &[(Vec<u8>, u32)],
     width: u32,
@@ -168,7 +224,8 @@ pub(crate) fn encode(
     // each picture imports a buffer of exactly width x height x 4 bytes (checked above), and the
     // encoder is deleted (and each picture freed) exactly once, on every path.
     unsafe {
-        let mut options = std::mem::MaybeUninit::<sys::WebPAnimEncoderOptions>::uninit();
+        // Zeroed: libwebp's init leaves the struct's padding unwritten.
+        let mut options = std::mem::MaybeUninit::<sys::WebPAnimEncoderOptions>::zeroed();
         if sys::WebPAnimEncoderOptionsInitInternal(
             options.as_mut_ptr(),
             sys::WEBP_MUX_ABI_VERSION as i32,
@@ -201,12 +258,13 @@ pub(crate) fn encode(
             if !added {
                 return Err(encoder.error());
             }
-            let shown = if *duration < MIN_FRAME_MS {
+            let shown = if *duration <= MIN_FRAME_MS {
                 DEFAULT_FRAME_MS
             } else {
                 *duration
             };
-            timestamp = timestamp.saturating_add(i32::try_from(shown).unwrap_or(i32::MAX));
+            // libwebp takes the timestamps' differences, wrapping included.
+            timestamp = timestamp.wrapping_add(i32::try_from(shown).unwrap_or(i32::MAX));
         }
         // The end of the last frame: without it libwebp gives that frame the average duration.
         if sys::WebPAnimEncoderAdd(encoder.0, std::ptr::null_mut(), timestamp, std::ptr::null())
@@ -215,12 +273,15 @@ pub(crate) fn encode(
             return Err(encoder.error());
         }
         let mut data = std::mem::MaybeUninit::<sys::WebPData>::zeroed().assume_init();
-        if sys::WebPAnimEncoderAssemble(encoder.0, &mut data) == 0 {
-            return Err(encoder.error());
-        }
-        let bytes = std::slice::from_raw_parts(data.bytes, data.size).to_vec();
+        let assembled = sys::WebPAnimEncoderAssemble(encoder.0, &mut data) != 0;
+        let bytes = if assembled && !data.bytes.is_null() {
+            Ok(std::slice::from_raw_parts(data.bytes, data.size).to_vec())
+        } else {
+            Err(encoder.error())
+        };
+        // Also after a failure, which may leave a buffer behind.
         sys::WebPDataClear(&mut data);
-        Ok(bytes)
+        bytes
     }
 }
 
@@ -270,24 +331,54 @@ mod tests {
         out
     }
 
+    fn frames_of(format: ImageFormat, bytes: &[u8]) -> u32 {
+        count_frames(format, &mut Cursor::new(bytes)).frames
+    }
+
     #[test]
     fn frames_are_counted_from_the_structure_alone() {
-        assert_eq!(
-            count_frames(ImageFormat::Gif, &mut Cursor::new(gif(5, 70))),
-            5
-        );
-        assert_eq!(
-            count_frames(ImageFormat::Gif, &mut Cursor::new(gif(1, 70))),
-            1
-        );
+        assert_eq!(frames_of(ImageFormat::Gif, &gif(5, 70)), 5);
+        assert_eq!(frames_of(ImageFormat::Gif, &gif(1, 70)), 1);
         let pixels = vec![(vec![9u8; 8 * 6 * 4], 50), (vec![200u8; 8 * 6 * 4], 80)];
         let webp = encode(&pixels, 8, 6, 80.0).unwrap();
-        assert_eq!(count_frames(ImageFormat::WebP, &mut Cursor::new(webp)), 2);
-        // Cut anywhere, or garbage: no panic, and never more frames than are there.
+        let count = count_frames(ImageFormat::WebP, &mut Cursor::new(&webp));
+        assert_eq!((count.frames, count.pixels), (2, 2 * 8 * 6));
+        // Without its trailer a GIF still counts its whole frames; cut anywhere, never more.
         let whole = gif(3, 70);
+        assert_eq!(frames_of(ImageFormat::Gif, &whole[..whole.len() - 1]), 3);
         for cut in 0..whole.len() {
-            assert!(count_frames(ImageFormat::Gif, &mut Cursor::new(&whole[..cut])) <= 3);
+            assert!(frames_of(ImageFormat::Gif, &whole[..cut]) <= 3);
         }
+        // A still WebP's VP8X says so: ANMF chunks in it are not frames.
+        let mut still = webp.clone();
+        still[20] &= !0x02;
+        assert_eq!(frames_of(ImageFormat::WebP, &still), 1);
+    }
+
+    #[test]
+    fn gif_frames_larger_than_their_canvas_are_counted_at_their_own_size() {
+        // A 2x2 canvas whose frames claim 300x200: what decoding them really costs.
+        let mut gif = b"GIF89a".to_vec();
+        gif.extend([2, 0, 2, 0, 0, 0, 0]);
+        for _ in 0..2 {
+            gif.push(0x2C);
+            gif.extend([0, 0, 0, 0]);
+            gif.extend(300u16.to_le_bytes());
+            gif.extend(200u16.to_le_bytes());
+            gif.extend([0, 2, 1, 0x44, 0]);
+        }
+        gif.push(0x3B);
+        let count = count_frames(ImageFormat::Gif, &mut Cursor::new(gif));
+        assert_eq!((count.frames, count.pixels), (2, 2 * 300 * 200));
+    }
+
+    #[test]
+    fn frames_of_ten_ms_or_less_are_shown_for_a_tenth_of_a_second_as_browsers_do() {
+        let pixels = vec![(vec![9u8; 8 * 6 * 4], 10), (vec![200u8; 8 * 6 * 4], 15)];
+        let webp = encode(&pixels, 8, 6, 80.0).unwrap();
+        let back = decode_frames(ImageFormat::WebP, Cursor::new(webp), 2).unwrap();
+        let durations: Vec<u32> = back.iter().map(|f| f.duration_ms).collect();
+        assert_eq!(durations, [100, 15]);
     }
 
     #[test]

@@ -110,9 +110,14 @@ impl Plan {
         // Without cHRM the primaries stay sRGB's.
         if let Some(c) = png.chromaticities {
             let xy: Vec<f32> = c.iter().map(|v| *v as f32 / 100_000.0).collect();
-            let plausible = xy
-                .chunks(2)
-                .all(|p| p[0] > 0.0 && p[1] > 0.01 && p[0] + p[1] <= 1.0);
+            // Each point inside the chromaticity diagram's square, and the primaries spanning a
+            // triangle (collinear ones leave no matrix to convert with).
+            let triangle =
+                ((xy[4] - xy[2]) * (xy[7] - xy[3]) - (xy[6] - xy[2]) * (xy[5] - xy[3])).abs() / 2.0;
+            let plausible = triangle > 0.01
+                && xy
+                    .chunks(2)
+                    .all(|p| p[0] > 0.0 && p[1] > 0.01 && p[0] + p[1] <= 1.0);
             if !plausible {
                 return ignored("cHRM chunk");
             }

@@ -14,6 +14,7 @@ use super::control::Control;
 use super::error::{PipelineError, SizeLimit};
 use super::exif;
 use super::format::{ImageFormat, SNIFF_LEN, Sniffed, sniff};
+use super::geometry::plan;
 use super::jpeg;
 use super::limits::Limits;
 use super::png;
@@ -252,7 +253,7 @@ fn open<'a, R: BufRead + Seek + 'a>(
     specs: &[VariantSpec],
 ) -> Result<Opened<impl ImageDecoder + 'a>, PipelineError> {
     let format = sniff_source(reader)?;
-    let frames_found = animation::count_frames(format, reader);
+    let found = animation::count_frames(format, reader);
     let file_bytes = reader.seek(SeekFrom::End(0)).map_err(PipelineError::read)?;
     reader.rewind().map_err(PipelineError::read)?;
     let png_colour = if format == ImageFormat::Png {
@@ -294,10 +295,16 @@ fn open<'a, R: BufRead + Seek + 'a>(
         (width, height)
     };
     limits.check(shown_width, shown_height)?;
-    let (frames, first_frame_only) = match limits.animation_fits(frames_found, width, height) {
-        _ if frames_found <= 1 => (1, None),
-        Ok(()) => (frames_found, None),
+    let (frames, first_frame_only) = match limits.animation_fits(found.frames, found.pixels) {
+        _ if found.frames <= 1 => (1, None),
+        Ok(()) => (found.frames, None),
         Err(reason) => (1, Some(format!("{reason}: only the first frame is kept"))),
+    };
+    // An animation is kept as stored: its frames are not turned by an EXIF orientation.
+    let (shown_width, shown_height, orientation) = if frames > 1 {
+        (width, height, Orientation::NoTransforms)
+    } else {
+        (shown_width, shown_height, orientation)
     };
     let memory_bytes = memory_needed(
         decoder.total_bytes(),
@@ -306,7 +313,12 @@ fn open<'a, R: BufRead + Seek + 'a>(
         decoder.color_type(),
         orientation,
         specs,
-        frames,
+        (frames > 1).then_some(Animated {
+            frames,
+            pixels: found.pixels,
+            width,
+            height,
+        }),
     );
     Ok(Opened {
         probe: Probe {
@@ -327,6 +339,15 @@ fn open<'a, R: BufRead + Seek + 'a>(
 }
 
 /// The estimate behind [`Probe::memory_bytes`].
+/// An animation kept whole, as the memory estimate needs it.
+struct Animated {
+    frames: u32,
+    /// What decoding every frame takes (see `animation::FrameCount`).
+    pixels: u64,
+    width: u32,
+    height: u32,
+}
+
 fn memory_needed(
     decoded: u64,
     file_bytes: u64,
@@ -334,7 +355,7 @@ fn memory_needed(
     color: ColorType,
     orientation: Orientation,
     specs: &[VariantSpec],
-    frames: u32,
+    animated: Option<Animated>,
 ) -> u64 {
     let channels: u64 = if color.has_alpha() { 4 } else { 3 };
     // `into_rgb(a)8` keeps the decoder's buffer when it already is 8-bit RGB(A), else copies.
@@ -354,13 +375,22 @@ fn memory_needed(
         .map(|s| u64::from(s.max_width()) * u64::from(s.max_height()) * 4 * 3)
         .max()
         .unwrap_or(0);
-    // An animation kept whole holds every frame at the canvas size (RGBA), and a variant's frames
-    // all at once for its encoder.
-    let animation = if frames > 1 {
-        (u64::from(frames) * pixels * 4).saturating_add(u64::from(frames) * variant / 3)
-    } else {
-        0
-    };
+    // An animation kept whole holds every frame (RGBA; each as large as its canvas, or its own
+    // rectangle when that is larger), and a variant's frames all at once for its encoder, at the
+    // size they are resized to (never larger than the canvas).
+    let animation = animated.map_or(0, |a| {
+        let resized = specs
+            .iter()
+            .map(|s| {
+                let planned = plan(a.width, a.height, s.fit(), s.max_width(), s.max_height());
+                u64::from(planned.width) * u64::from(planned.height) * 4
+            })
+            .max()
+            .unwrap_or(0);
+        (a.pixels * 4)
+            .saturating_add(u64::from(a.frames).saturating_mul(resized))
+            .saturating_add(pixels * 4)
+    });
     decoded
         .saturating_add(animation)
         .saturating_add(converted)

@@ -96,16 +96,15 @@ impl Limits {
 }
 
 impl Limits {
-    /// `Ok` if an animation of `frames` frames of `width` x `height` may be kept whole; otherwise
-    /// why not, in words.
-    pub fn animation_fits(&self, frames: u32, width: u32, height: u32) -> Result<(), String> {
+    /// `Ok` if an animation of `frames` frames holding `total` pixels in all may be kept whole;
+    /// otherwise why not, in words.
+    pub fn animation_fits(&self, frames: u32, total: u64) -> Result<(), String> {
         if frames > self.max_frames {
             return Err(format!(
                 "the animation has {frames} frames, more than the {} kept",
                 self.max_frames
             ));
         }
-        let total = u64::from(frames) * u64::from(width) * u64::from(height);
         if total > self.max_animation_pixels {
             return Err(format!(
                 "the animation's {frames} frames hold {} megapixels, more than the {} kept",

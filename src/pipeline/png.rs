@@ -1,7 +1,8 @@
 //! What a PNG says of its colours without an ICC profile: its `gAMA` (the encoding gamma) and
 //! `cHRM` (primaries and white point) chunks, read from the chunks before the image data. The
-//! `image` decoder does not apply them; `colour.rs` does, unless an `sRGB` or `iCCP` chunk
-//! overrides them, as the PNG specification says.
+//! `image` decoder does not apply them; `colour.rs` does, unless an `sRGB`, `iCCP` or `cICP`
+//! chunk overrides them, as the PNG specification says (a cICP-tagged image is then taken as sRGB:
+//! its coding points are not read yet).
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -11,7 +12,7 @@ pub(crate) struct PngColour {
     pub gamma: Option<u32>,
     /// White x, y; red x, y; green x, y; blue x, y.
     pub chromaticities: Option<[u32; 8]>,
-    /// An `sRGB` or `iCCP` chunk is present: those take precedence.
+    /// An `sRGB`, `iCCP` or `cICP` chunk is present: those take precedence.
     pub overridden: bool,
 }
 
@@ -19,8 +20,15 @@ pub(crate) struct PngColour {
 const MAX_CHUNKS: usize = 64;
 
 /// Reads the colour chunks from `reader` (at the start of a PNG), leaving it at the start again.
-/// A file that is not a well-formed PNG up to its first IDAT reads as having none.
+/// A file that is not a well-formed PNG up to its first IDAT reads as having none (the decoder
+/// then says what is wrong with it); only failing to go back to the start is an error.
 pub(crate) fn colour_chunks(reader: &mut (impl Read + Seek)) -> std::io::Result<PngColour> {
+    let found = read_chunks(reader).unwrap_or_default();
+    reader.rewind()?;
+    Ok(found)
+}
+
+fn read_chunks(reader: &mut (impl Read + Seek)) -> std::io::Result<PngColour> {
     let mut found = PngColour::default();
     reader.seek(SeekFrom::Start(8))?;
     for _ in 0..MAX_CHUNKS {
@@ -32,7 +40,7 @@ pub(crate) fn colour_chunks(reader: &mut (impl Read + Seek)) -> std::io::Result<
         let kind = &head[4..8];
         match kind {
             b"IDAT" | b"IEND" => break,
-            b"sRGB" | b"iCCP" => found.overridden = true,
+            b"sRGB" | b"iCCP" | b"cICP" => found.overridden = true,
             b"gAMA" if len == 4 => found.gamma = Some(read_u32s::<1>(reader)?[0]),
             b"cHRM" if len == 32 => found.chromaticities = Some(read_u32s::<8>(reader)?),
             _ => {}
@@ -43,9 +51,8 @@ pub(crate) fn colour_chunks(reader: &mut (impl Read + Seek)) -> std::io::Result<
             _ => 0,
         };
         // The rest of the data, and the CRC.
-        reader.seek(SeekFrom::Current(i64::from(len) - read + 4))?;
+        reader.seek_relative(i64::from(len) - read + 4)?;
     }
-    reader.rewind()?;
     Ok(found)
 }
 
@@ -101,11 +108,18 @@ mod tests {
     #[test]
     fn a_cut_or_malformed_png_reads_as_having_no_colour_chunks() {
         let png = png_with(&[png_chunk(b"gAMA", &45455u32.to_be_bytes())]);
+        // Signature, IHDR, then the gAMA chunk's length, type and value (its CRC may be cut).
+        let gama_end = 8 + 25 + 8 + 4;
         for cut in 0..png.len() {
-            let _ = colour_chunks(&mut Cursor::new(&png[..cut]));
+            let found = colour_chunks(&mut Cursor::new(&png[..cut])).unwrap();
+            let expected = (cut >= gama_end).then_some(45455);
+            assert_eq!(found.gamma, expected, "cut at {cut}");
         }
         let mut huge = png.clone();
         huge[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
-        let _ = colour_chunks(&mut Cursor::new(huge));
+        assert_eq!(
+            colour_chunks(&mut Cursor::new(huge)).unwrap(),
+            PngColour::default()
+        );
     }
 }

@@ -9,6 +9,8 @@ use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use webp::{PixelLayout, WebPEncodingError, WebPMemory};
 
+use std::io::Cursor;
+
 use super::animation;
 use super::control::StopFlag;
 use super::decode::DecodedImage;
@@ -27,7 +29,7 @@ pub struct Rendered {
 /// into a Vec; an animation's, copied out of the encoder.
 enum Encoded {
     Still(WebPMemory),
-    Animated(Vec<u8>),
+    Animated { bytes: Vec<u8>, animated: bool },
 }
 
 impl Rendered {
@@ -43,13 +45,13 @@ impl Rendered {
     pub fn webp(&self) -> &[u8] {
         match &self.webp {
             Encoded::Still(memory) => memory,
-            Encoded::Animated(bytes) => bytes,
+            Encoded::Animated { bytes, .. } => bytes,
         }
     }
 
     /// Whether it is an animated WebP.
     pub fn animated(&self) -> bool {
-        matches!(self.webp, Encoded::Animated(_))
+        matches!(self.webp, Encoded::Animated { animated: true, .. })
     }
 }
 
@@ -104,10 +106,15 @@ pub(crate) fn render_checked(
         stop.check()?;
         let webp = animation::encode(&resized, plan.width, plan.height, spec.quality())
             .map_err(|reason| fail(reason, false))?;
+        // libwebp writes a still image when every frame turned out the same.
+        let still = animation::count_frames(super::ImageFormat::WebP, &mut Cursor::new(&webp));
         return Ok(Rendered {
             width: plan.width,
             height: plan.height,
-            webp: Encoded::Animated(webp),
+            webp: Encoded::Animated {
+                bytes: webp,
+                animated: still.frames > 1,
+            },
         });
     }
 

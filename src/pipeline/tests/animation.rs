@@ -10,12 +10,16 @@ use crate::pipeline::{Fit, Limits};
 
 /// An animated GIF, 64x48, one frame per duration, each a different colour with a moving square.
 fn animated_gif(durations: &[u32]) -> Vec<u8> {
+    animated_gif_sized(durations, 64, 48)
+}
+
+fn animated_gif_sized(durations: &[u32], width: u32, height: u32) -> Vec<u8> {
     let mut out = Vec::new();
     {
         let mut encoder = image::codecs::gif::GifEncoder::new(&mut out);
         for (i, ms) in durations.iter().enumerate() {
             let i = i as u32;
-            let buffer = image::RgbaImage::from_fn(64, 48, |x, y| {
+            let buffer = image::RgbaImage::from_fn(width, height, |x, y| {
                 let inside = x / 8 == i % 8 && y < 16;
                 image::Rgba(if inside {
                     [250, 250, 250, 255]
@@ -112,4 +116,19 @@ fn an_animation_over_the_limits_becomes_its_first_frame_with_a_note() {
     let (outcome, _) = process_with(&animated_gif(&[100]), &specs, &Limits::default());
     let processed = outcome.unwrap();
     assert!(!processed.variants[0].animated && processed.original.warnings.is_empty());
+}
+
+#[test]
+fn a_long_small_animation_is_estimated_at_the_size_it_is_resized_to() {
+    // 300 frames of 16x12: megabytes (mostly the still variant's buffers every job reserves),
+    // not the gigabytes that frames times the variants' boxes would be.
+    let gif = animated_gif_sized(&[40; 300], 16, 12);
+    let specs = crate::pipeline::VariantSpec::defaults();
+    let probe = crate::pipeline::probe(Cursor::new(&gif), &Limits::default(), &specs).unwrap();
+    assert_eq!(probe.frames, 300);
+    assert!(
+        probe.memory_bytes < 32 << 20,
+        "{} bytes",
+        probe.memory_bytes
+    );
 }

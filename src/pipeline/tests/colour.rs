@@ -355,16 +355,19 @@ fn png_gamma_and_chromaticities_are_applied_unless_srgb_says_otherwise() {
         let decoded = decode(Cursor::new(overridden), &Limits::default()).unwrap();
         assert_eq!(decoded.pixels(), wide.as_raw(), "{what} under sRGB");
     }
-    // Nonsense is a warning, never a failure.
-    let png = after_ihdr(
-        &save(&reference, Container::Png, None),
-        &[chrm([0; 8]), gamma(1)],
-    );
-    let (_, processed) = process_bytes(&png, &[spec("thumb", 32, 32, Fit::Inside)]);
-    assert_eq!(
-        processed.original.warnings.len(),
-        1,
-        "{:?}",
-        processed.original.warnings
-    );
+    // Nonsense is a warning, never a failure: an impossible gamma, primaries in a line.
+    let collinear = [31270, 32900, 10000, 10000, 20000, 20000, 30000, 30000];
+    for (what, chunks) in [
+        ("gAMA", vec![gamma(1)]),
+        ("cHRM", vec![gamma(55556), chrm(collinear)]),
+        ("zeroed cHRM", vec![chrm([0; 8])]),
+    ] {
+        let png = after_ihdr(&save(&reference, Container::Png, None), &chunks);
+        let (_, processed) = process_bytes(&png, &[spec("thumb", 32, 32, Fit::Inside)]);
+        let warnings = &processed.original.warnings;
+        assert!(
+            warnings.len() == 1 && warnings[0].contains(what.split(' ').next_back().unwrap()),
+            "{what}: {warnings:?}"
+        );
+    }
 }
