@@ -11,7 +11,7 @@
 //! its entries to come back after their lease; a file that is set aside is removed only if Redis,
 //! asked after, still finds no reference (see `storage::removal`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -21,7 +21,7 @@ use crate::auth::quotas::Quotas;
 use crate::image_job::ImageJob;
 use crate::queue::{
     ClaimedGarbage, DeleteProof, Garbage, JobId, JobState, Queue, QueueError, QueueResult,
-    ReconnectDelay, Removed, StoredJob,
+    ReconnectDelay, Removed, StoredJob, Subject,
 };
 use crate::storage::{Storage, StorageSettings};
 
@@ -119,10 +119,15 @@ impl Cleanup {
     /// that: a backlog is the loop's). Failures are logged: the records are gone, and the garbage
     /// schedule still holds the files.
     async fn after_removal(&self, removed: &[Removed]) {
-        for job in removed {
+        // One give-back per subject, however many of its jobs went (a purge, an expiry batch).
+        let mut released: HashMap<&Subject, u64> = HashMap::new();
+        for job in removed.iter().filter(|job| job.subject.name().is_some()) {
             let bytes = serde_json::from_str::<ImageJob>(&job.payload).map_or(0, |p| p.bytes);
-            if let Err(e) = self.quotas.release_stored(&job.subject, bytes).await {
-                tracing::warn!(error = %e, job = %job.id, "could not give back stored bytes");
+            *released.entry(&job.subject).or_default() += bytes;
+        }
+        for (subject, bytes) in released {
+            if let Err(e) = self.quotas.release_stored(subject, bytes).await {
+                tracing::warn!(error = %e, %subject, "could not give back stored bytes");
             }
         }
         // A cancelled job's worker may still be writing too, until its lease is refused.

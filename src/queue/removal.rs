@@ -83,13 +83,9 @@ impl Queue {
         outputs_delay: Duration,
     ) -> QueueResult<Vec<Removed>> {
         let keys = self.keys();
-        let mut conn = self.conn().await?;
-        let mut all = Vec::new();
-        loop {
-            let answer: Vec<String> = self
-                .inner
-                .scripts
-                .purge
+        self.remove_in_batches(|| {
+            let mut invocation = self.inner.scripts.purge.prepare_invoke();
+            invocation
                 .key(keys.blocked())
                 .key(keys.content_refs(content))
                 .arg(content)
@@ -97,39 +93,42 @@ impl Queue {
                 .arg(keys.tag())
                 .arg(keys.events())
                 .arg(outputs_delay.as_millis() as u64)
-                .arg(if block { "1" } else { "0" })
-                .arg(REMOVE_BATCH)
-                .invoke_async(&mut conn)
-                .await?;
-            let batch = removed_list(answer)?;
-            let more = batch.len() == REMOVE_BATCH;
-            all.extend(batch);
-            if !more {
-                return Ok(all);
-            }
-        }
+                .arg(if block { "1" } else { "0" });
+            invocation
+        })
+        .await
     }
 
     /// Removes finished jobs whose retention is over, a batch at a time, until none is due.
     pub async fn expire_due(&self) -> QueueResult<Vec<Removed>> {
         let keys = self.keys();
-        let mut conn = self.conn().await?;
-        let mut all = Vec::new();
-        loop {
-            let answer: Vec<String> = self
-                .inner
-                .scripts
-                .expire
+        self.remove_in_batches(|| {
+            let mut invocation = self.inner.scripts.expire.prepare_invoke();
+            invocation
                 .key(keys.finished())
                 .arg(self.now())
                 .arg(keys.tag())
-                .arg(keys.events())
-                .arg(REMOVE_BATCH)
-                .invoke_async(&mut conn)
-                .await?;
-            let batch = removed_list(answer)?;
-            let more = batch.len() == REMOVE_BATCH;
-            all.extend(batch);
+                .arg(keys.events());
+            invocation
+        })
+        .await
+    }
+
+    /// Runs a removal script, made afresh by `invocation` (its time is read anew) with the batch
+    /// size as its last argument, until a batch comes back short.
+    async fn remove_in_batches<'a>(
+        &self,
+        invocation: impl Fn() -> redis::ScriptInvocation<'a>,
+    ) -> QueueResult<Vec<Removed>> {
+        let mut conn = self.conn().await?;
+        let mut all = Vec::new();
+        loop {
+            let mut batch = invocation();
+            batch.arg(REMOVE_BATCH);
+            let answer: Vec<String> = batch.invoke_async(&mut conn).await?;
+            let removed = removed_list(answer)?;
+            let more = removed.len() == REMOVE_BATCH;
+            all.extend(removed);
             if !more {
                 return Ok(all);
             }
