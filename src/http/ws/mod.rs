@@ -193,10 +193,11 @@ pub async fn connect(
         refused_in_a_row: 0,
         settings: live.settings.clone(),
         watched: HashMap::new(),
+        inbox: live.hub.inbox(),
         last_heard: Instant::now(),
         _place: place,
     };
     // The message stream is not `Send`: the socket lives on this HTTP worker's thread.
-    actix_web::rt::spawn(socket.run(messages, live.hub.subscribe(), live.stop.clone(), initial));
+    actix_web::rt::spawn(socket.run(messages, live.stop.clone(), initial));
     Ok(response)
 }

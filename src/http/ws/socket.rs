@@ -1,16 +1,16 @@
-//! One open websocket: its loop over the client's messages, the process's event broadcast, pings,
-//! resyncs, its credential's expiry and shutdown; what it watches, and what it sends.
+//! One open websocket: its loop over the client's messages, the events of the jobs it watches
+//! (routed to its inbox by the hub), pings, resyncs, its credential's expiry and shutdown; what
+//! it watches, and what it sends.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use super::{ClientMessage, ServerMessage};
 use crate::auth::quotas::SocketPlace;
-use crate::events::{Broadcast, stopped};
+use crate::events::{Delivery, Inbox, stopped};
 use crate::http::gate::Pass;
 use crate::http::media::MediaAccess;
 use crate::http::rate::TokenBucket;
@@ -33,6 +33,8 @@ pub(super) struct Socket {
     /// The jobs this socket watches, each with the version last sent; `None` until a snapshot
     /// showed the job is the subject's: no event of it is sent before.
     pub(super) watched: HashMap<JobId, Option<u64>>,
+    /// Where the hub routes the events of the watched jobs; kept watching the same ids.
+    pub(super) inbox: Inbox,
     /// When the client last sent anything (a message, a pong).
     pub(super) last_heard: Instant,
     /// The client's messages per second.
@@ -79,7 +81,6 @@ impl Socket {
     pub(super) async fn run(
         mut self,
         mut messages: AggregatedMessageStream,
-        mut events: broadcast::Receiver<Broadcast>,
         mut stop: watch::Receiver<bool>,
         initial: Vec<String>,
     ) {
@@ -96,8 +97,8 @@ impl Socket {
         while end.is_none() {
             let step = tokio::select! {
                 message = messages.recv() => self.on_message(message).await,
-                event = events.recv() => match event {
-                    Ok(Broadcast::Resync) => {
+                delivery = self.inbox.recv() => match delivery {
+                    Some(Delivery::Resync) => {
                         let spread = self.settings.resync_spread_ms;
                         let delay = rand::random_range(0..=spread);
                         resync_at = Some(Box::pin(tokio::time::sleep(
@@ -105,7 +106,7 @@ impl Socket {
                         )));
                         Ok(())
                     }
-                    other => self.on_broadcast(other).await,
+                    other => self.on_delivery(other).await,
                 },
                 _ = resync_due(&mut resync_at) => {
                     resync_at = None;
@@ -200,7 +201,7 @@ impl Socket {
         }
         for raw in &message.unsubscribe {
             if let Ok(id) = raw.parse::<JobId>() {
-                self.watched.remove(&id);
+                self.unwatch(id);
             }
         }
         self.subscribe(message.subscribe).await
@@ -232,6 +233,8 @@ impl Socket {
         }
         for id in &ids {
             self.watched.entry(*id).or_insert(None);
+            // Before the snapshot is read, so no event between the two is missed.
+            self.inbox.watch(*id);
         }
         self.send_snapshots(ids).await
     }
@@ -254,7 +257,7 @@ impl Socket {
         for (id, record) in ids.into_iter().zip(records) {
             // Another subject's job is as unknown as one that never existed.
             let Some(record) = record.filter(|r| r.subject == self.subject) else {
-                self.watched.remove(&id);
+                self.unwatch(id);
                 let detail = format!("no job {id} (unknown, or expired)");
                 self.error("not-found", detail, Some(id.to_string()))
                     .await?;
@@ -277,9 +280,14 @@ impl Socket {
         Ok(())
     }
 
-    async fn on_broadcast(&mut self, received: Result<Broadcast, RecvError>) -> Result<(), End> {
+    fn unwatch(&mut self, id: JobId) {
+        self.watched.remove(&id);
+        self.inbox.unwatch(id);
+    }
+
+    async fn on_delivery(&mut self, received: Option<Delivery>) -> Result<(), End> {
         match received {
-            Ok(Broadcast::Event(event)) => {
+            Some(Delivery::Event(event)) => {
                 let Some(Some(sent)) = self.watched.get_mut(&event.id) else {
                     return Ok(());
                 };
@@ -294,20 +302,21 @@ impl Socket {
                 )))
                 .await
             }
-            Ok(Broadcast::Deleted(id)) => {
-                if self.watched.remove(&id).is_none() {
+            Some(Delivery::Deleted(id)) => {
+                if !self.watched.contains_key(&id) {
                     return Ok(());
                 }
+                self.unwatch(id);
                 self.send(&ServerMessage::Deleted { id }).await
             }
             // `run` schedules these, spread out; one arriving here is read at once.
-            Ok(Broadcast::Resync) => self.resync().await,
+            Some(Delivery::Resync) => self.resync().await,
             // This socket alone fell behind: no crowd to spread, so at once.
-            Err(RecvError::Lagged(missed)) => {
-                tracing::debug!(missed, "websocket lagged; sending snapshots");
+            Some(Delivery::Lagged) => {
+                tracing::debug!("websocket lagged; sending snapshots");
                 self.resync().await
             }
-            Err(RecvError::Closed) => Err(End::Close(CloseCode::Away, "pixdrop is shutting down")),
+            None => Err(End::Close(CloseCode::Away, "pixdrop is shutting down")),
         }
     }
 
