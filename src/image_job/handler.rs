@@ -15,11 +15,12 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::contract::{DecodedOriginal, ImageJob, ImageResult, StoredVariant};
 use crate::pipeline::{
-    self, Control, Limits, PipelineError, SizeLimit, Step, StopFlag, VariantSpec,
+    self, Control, CoreLoan, Limits, PipelineError, SizeLimit, SpareCores, Step, StopFlag,
+    VariantSpec,
 };
 use crate::queue::{Claimed, Handler, JobError, Progress};
 use crate::storage::{Storage, StorageKey};
@@ -52,6 +53,13 @@ impl ImageHandler {
             memory: Arc::new(Semaphore::new(memory_units as usize)),
             memory_units,
         }
+    }
+
+    /// Lends a job the cores no other job holds, one permit of `cpu` each, so a photo alone
+    /// encodes its variants side by side while a full queue keeps one job to a core.
+    fn spare_cores(&self) -> SpareCores {
+        let cpu = self.cpu.clone();
+        SpareCores::from_fn(move || cpu.clone().try_acquire_owned().ok().map(CoreLoan::new))
     }
 
     /// Reads the original's header on the blocking pool (it is file I/O, and cheap).
@@ -119,6 +127,7 @@ impl Handler for ImageHandler {
         let control = Control {
             stop: stop.clone(),
             memory_bytes: u64::from(units) * BUDGET_UNIT,
+            spare_cores: self.spare_cores(),
         };
         let (steps_tx, mut steps) = mpsc::unbounded_channel();
         let work = run_blocking(move || {
@@ -132,14 +141,19 @@ impl Handler for ImageHandler {
                 &control,
                 &mut writer,
                 &mut |step| {
-                    let _ = steps_tx.send(step);
+                    // Waits for the report to be recorded: a cancel it brings back is then seen
+                    // by the pipeline's next stop check, before anything more is written.
+                    let (recorded, wait) = oneshot::channel();
+                    if steps_tx.send((step, recorded)).is_ok() {
+                        let _ = wait.blocking_recv();
+                    }
                 },
             )
             .map_err(job_error)?;
             Ok((processed, writer))
         });
         // Report each step while the pipeline runs; the channel closes when it is done.
-        while let Some(step) = steps.recv().await {
+        while let Some((step, recorded)) = steps.recv().await {
             let (percent, name) = progress_of(&step);
             match progress.report(percent, &name).await {
                 Ok(true) => {}
@@ -147,6 +161,7 @@ impl Handler for ImageHandler {
                 Ok(false) => stop.stop(),
                 Err(e) => tracing::debug!(error = %e, "progress not recorded"),
             }
+            let _ = recorded.send(());
         }
         let (processed, writer) = work.await?;
 

@@ -202,12 +202,12 @@ const MIN_FRAME_MS: u32 = 10;
 const DEFAULT_FRAME_MS: u32 = 100;
 
 /// Encodes frames (RGBA, `width` x `height` each, with their durations) as an animated lossy WebP
-/// at `quality`, looping forever (as nearly every animated GIF asks).
+/// with `config`, looping forever (as nearly every animated GIF asks).
 pub(crate) fn encode(
     frames: &[(Vec<u8>, u32)],
     width: u32,
     height: u32,
-    quality: f32,
+    config: &sys::WebPConfig,
 ) -> Result<Vec<u8>, String> {
     let (w, h) = (
         i32::try_from(width).map_err(|_| "width out of range")?,
@@ -217,8 +217,6 @@ pub(crate) fn encode(
     if frames.iter().any(|(pixels, _)| pixels.len() != expected) {
         return Err("a frame's buffer does not match its size".into());
     }
-    let mut config = webp::WebPConfig::new().map_err(|()| "cannot set up the encoder")?;
-    config.quality = quality;
     // SAFETY: every pointer handed to libwebp below points to a live, initialised value of the
     // type it expects: the options and picture are initialised by libwebp's own init functions,
     // each picture imports a buffer of exactly width x height x 4 bytes (checked above), and the
@@ -253,7 +251,7 @@ pub(crate) fn encode(
             picture.height = h;
             let imported = sys::WebPPictureImportRGBA(&mut picture, pixels.as_ptr(), w * 4);
             let added = imported != 0
-                && sys::WebPAnimEncoderAdd(encoder.0, &mut picture, timestamp, &config) != 0;
+                && sys::WebPAnimEncoderAdd(encoder.0, &mut picture, timestamp, config) != 0;
             sys::WebPPictureFree(&mut picture);
             if !added {
                 return Err(encoder.error());
@@ -314,6 +312,10 @@ mod tests {
 
     use super::*;
 
+    fn quality_80() -> sys::WebPConfig {
+        crate::pipeline::encode::config(80.0, 4).unwrap()
+    }
+
     /// An animated GIF of `frames` 8x6 frames, each shown for `delay_ms`.
     pub(crate) fn gif(frames: u8, delay_ms: u32) -> Vec<u8> {
         let mut out = Vec::new();
@@ -340,7 +342,7 @@ mod tests {
         assert_eq!(frames_of(ImageFormat::Gif, &gif(5, 70)), 5);
         assert_eq!(frames_of(ImageFormat::Gif, &gif(1, 70)), 1);
         let pixels = vec![(vec![9u8; 8 * 6 * 4], 50), (vec![200u8; 8 * 6 * 4], 80)];
-        let webp = encode(&pixels, 8, 6, 80.0).unwrap();
+        let webp = encode(&pixels, 8, 6, &quality_80()).unwrap();
         let count = count_frames(ImageFormat::WebP, &mut Cursor::new(&webp));
         assert_eq!((count.frames, count.pixels), (2, 2 * 8 * 6));
         // Without its trailer a GIF still counts its whole frames; cut anywhere, never more.
@@ -375,7 +377,7 @@ mod tests {
     #[test]
     fn frames_of_ten_ms_or_less_are_shown_for_a_tenth_of_a_second_as_browsers_do() {
         let pixels = vec![(vec![9u8; 8 * 6 * 4], 10), (vec![200u8; 8 * 6 * 4], 15)];
-        let webp = encode(&pixels, 8, 6, 80.0).unwrap();
+        let webp = encode(&pixels, 8, 6, &quality_80()).unwrap();
         let back = decode_frames(ImageFormat::WebP, Cursor::new(webp), 2).unwrap();
         let durations: Vec<u32> = back.iter().map(|f| f.duration_ms).collect();
         assert_eq!(durations, [100, 15]);
@@ -398,12 +400,12 @@ mod tests {
             .enumerate()
             .map(|(i, d)| (vec![(i * 90) as u8; 8 * 6 * 4], *d))
             .collect();
-        let webp = encode(&pixels, 8, 6, 80.0).unwrap();
+        let webp = encode(&pixels, 8, 6, &quality_80()).unwrap();
         let back = decode_frames(ImageFormat::WebP, Cursor::new(webp), 3).unwrap();
         let got: Vec<u32> = back.iter().map(|f| f.duration_ms).collect();
         assert_eq!(got, durations);
         assert!(
-            encode(&[(vec![0; 3], 10)], 8, 6, 80.0).is_err(),
+            encode(&[(vec![0; 3], 10)], 8, 6, &quality_80()).is_err(),
             "a short buffer is refused"
         );
     }

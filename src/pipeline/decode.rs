@@ -24,8 +24,14 @@ use super::spec::VariantSpec;
 #[derive(Clone)]
 pub struct DecodedImage {
     pub(crate) format: ImageFormat,
+    /// The image's size as displayed (after the EXIF orientation): the original's, whatever
+    /// size its pixels were decoded at.
     pub(crate) width: u32,
     pub(crate) height: u32,
+    /// The size of `pixels`: `width` x `height`, or smaller when a JPEG was decoded at a reduced
+    /// scale because every variant is much smaller (`jpeg::shrink_for`).
+    pub(crate) pixel_width: u32,
+    pub(crate) pixel_height: u32,
     /// Whether `pixels` is RGBA (4 bytes a pixel) rather than RGB (3).
     pub(crate) has_alpha: bool,
     /// Rows top to bottom, no padding, in sRGB.
@@ -61,9 +67,16 @@ impl DecodedImage {
     }
 
     /// The pixels, rows top to bottom without padding: RGBA when [`Self::has_alpha`], else RGB,
-    /// 8 bits a channel, sRGB. For callers that want more from one decode (a placeholder colour).
+    /// 8 bits a channel, sRGB, [`Self::pixel_size`] of them. For callers that want more from one
+    /// decode (a placeholder colour).
     pub fn pixels(&self) -> &[u8] {
         &self.pixels
+    }
+
+    /// Width and height of [`Self::pixels`]: the displayed size, or smaller when the variants
+    /// asked for were small enough for a JPEG to be decoded at a reduced scale.
+    pub fn pixel_size(&self) -> (u32, u32) {
+        (self.pixel_width, self.pixel_height)
     }
 
     /// The file's colour profile, and whether the pixels were converted from it.
@@ -94,6 +107,7 @@ impl std::fmt::Debug for DecodedImage {
             .field("format", &self.format)
             .field("width", &self.width)
             .field("height", &self.height)
+            .field("pixel_size", &self.pixel_size())
             .field("has_alpha", &self.has_alpha)
             .finish_non_exhaustive()
     }
@@ -150,6 +164,7 @@ pub fn decode_within(
         grey,
         has_location,
         first_frame_only,
+        shrink,
     } = open(&mut reader, limits, specs)?;
     if probe.memory_bytes > control.memory_bytes {
         return Err(PipelineError::TooLarge {
@@ -186,6 +201,8 @@ pub fn decode_within(
             format,
             width: probe.width,
             height: probe.height,
+            pixel_width: probe.width,
+            pixel_height: probe.height,
             has_alpha: true,
             pixels: first,
             colour: plan.colour,
@@ -194,8 +211,18 @@ pub fn decode_within(
             animation: Some(frames),
         });
     }
-    // For GIF and WebP this is the first frame of an animation.
-    let image = DynamicImage::from_decoder(decoder).map_err(from_decoder)?;
+    let image = if format == ImageFormat::Jpeg {
+        // libjpeg-turbo, scaled when the variants allow; it needs the file in memory (so did
+        // `image`'s decoder, which read it into its own buffer).
+        drop(decoder);
+        reader.rewind().map_err(PipelineError::read)?;
+        let mut jpeg = Vec::new();
+        reader.read_to_end(&mut jpeg).map_err(PipelineError::read)?;
+        decode_jpeg(&jpeg, shrink)?
+    } else {
+        // For GIF and WebP this is the first frame of an animation.
+        DynamicImage::from_decoder(decoder).map_err(from_decoder)?
+    };
     let has_alpha = image.color().has_alpha();
     // 16-bit, float, grey and palette images all end up as 8-bit RGB(A): WebP holds nothing else,
     // and one pixel layout keeps resizing simple. `into_*` reuses the buffer when it already is.
@@ -218,8 +245,10 @@ pub fn decode_within(
 
     Ok(DecodedImage {
         format,
-        width: image.width(),
-        height: image.height(),
+        width: probe.width,
+        height: probe.height,
+        pixel_width: image.width(),
+        pixel_height: image.height(),
         has_alpha,
         pixels: image.into_bytes(),
         colour: plan.colour,
@@ -227,6 +256,23 @@ pub fn decode_within(
         warnings: plan.warning.into_iter().chain(first_frame_only).collect(),
         animation: None,
     })
+}
+
+/// A JPEG's pixels: from libjpeg-turbo at 1/`shrink` of the size, or from `image`'s decoder at
+/// full size for the kinds libjpeg-turbo leaves (CMYK, YCCK, lossless).
+fn decode_jpeg(jpeg: &[u8], shrink: u32) -> Result<DynamicImage, PipelineError> {
+    let format = ImageFormat::Jpeg;
+    let corrupt = |detail: String| PipelineError::Corrupt { format, detail };
+    match jpeg::decode_rgb(jpeg, shrink).map_err(corrupt)? {
+        Some(decoded) => image::RgbImage::from_raw(decoded.width, decoded.height, decoded.pixels)
+            .map(DynamicImage::ImageRgb8)
+            .ok_or_else(|| corrupt("the decoder's buffer does not match its size".into())),
+        None => {
+            let decoder = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(jpeg))
+                .map_err(|e| PipelineError::from_decoder(format, e))?;
+            DynamicImage::from_decoder(decoder).map_err(|e| PipelineError::from_decoder(format, e))
+        }
+    }
 }
 
 /// A source whose header was read and checked, with its decoder ready.
@@ -243,6 +289,8 @@ struct Opened<D> {
     /// Whether the file's pixels are greyscale (before they become RGB).
     grey: bool,
     has_location: bool,
+    /// For a JPEG: decode at 1/`shrink` of the size (1, 2, 4 or 8).
+    shrink: u32,
 }
 
 /// Sniffs, checks a JPEG reaches its end, reads the header, checks the limits and estimates the
@@ -306,12 +354,24 @@ fn open<'a, R: BufRead + Seek + 'a>(
     } else {
         (shown_width, shown_height, orientation)
     };
+    let shrink = if format == ImageFormat::Jpeg && frames == 1 {
+        jpeg::shrink_for(shown_width, shown_height, specs)
+    } else {
+        1
+    };
+    let (decoded_bytes, decoded_pixels) = if shrink > 1 {
+        let (w, h) = jpeg::shrunk(width, height, shrink);
+        let pixels = u64::from(w) * u64::from(h);
+        (pixels * 3, pixels)
+    } else {
+        (decoder.total_bytes(), u64::from(width) * u64::from(height))
+    };
     let memory_bytes = memory_needed(
-        decoder.total_bytes(),
+        (decoded_bytes, decoded_pixels),
         file_bytes,
-        u64::from(width) * u64::from(height),
         decoder.color_type(),
         orientation,
+        variants_memory(shown_width, shown_height, specs),
         specs,
         (frames > 1).then_some(Animated {
             frames,
@@ -335,10 +395,26 @@ fn open<'a, R: BufRead + Seek + 'a>(
         grey,
         has_location,
         first_frame_only,
+        shrink,
     })
 }
 
-/// The estimate behind [`Probe::memory_bytes`].
+/// What the variants of a still `width` x `height` image hold at most: every variant's resized
+/// pixels (all are resized before the encodes), and about twice the largest inside each WebP
+/// encoder running at once (one a core at most).
+fn variants_memory(width: u32, height: u32, specs: &[VariantSpec]) -> u64 {
+    let mut planned: Vec<u64> = specs
+        .iter()
+        .map(|s| {
+            let p = plan(width, height, s.fit(), s.max_width(), s.max_height());
+            u64::from(p.width) * u64::from(p.height) * 4
+        })
+        .collect();
+    planned.sort_unstable_by(|a, b| b.cmp(a));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    planned.iter().sum::<u64>() + planned.iter().take(cores).sum::<u64>() * 2
+}
+
 /// An animation kept whole, as the memory estimate needs it.
 struct Animated {
     frames: u32,
@@ -348,12 +424,14 @@ struct Animated {
     height: u32,
 }
 
+/// The estimate behind [`Probe::memory_bytes`]: the decoder's buffer (`decoded` bytes holding
+/// `pixels` pixels), the file, the copies made after decoding, the variants and an animation.
 fn memory_needed(
-    decoded: u64,
+    (decoded, pixels): (u64, u64),
     file_bytes: u64,
-    pixels: u64,
     color: ColorType,
     orientation: Orientation,
+    variant: u64,
     specs: &[VariantSpec],
     animated: Option<Animated>,
 ) -> u64 {
@@ -369,12 +447,6 @@ fn memory_needed(
     } else {
         pixels * channels
     };
-    // A variant's resized pixels, and about twice that inside the WebP encoder.
-    let variant = specs
-        .iter()
-        .map(|s| u64::from(s.max_width()) * u64::from(s.max_height()) * 4 * 3)
-        .max()
-        .unwrap_or(0);
     // An animation kept whole holds every frame (RGBA; each as large as its canvas, or its own
     // rectangle when that is larger), and a variant's frames all at once for its encoder, at the
     // size they are resized to (never larger than the canvas).

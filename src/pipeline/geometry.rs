@@ -106,7 +106,7 @@ pub(crate) fn plan(
     }
 }
 
-fn whole(width: u32, height: u32) -> Crop {
+pub(crate) fn whole(width: u32, height: u32) -> Crop {
     Crop {
         left: 0.0,
         top: 0.0,

@@ -1,11 +1,99 @@
-//! Whether a JPEG file is whole: does its data reach the end-of-image marker?
+//! JPEG specifics: whether a file is whole, and decoding it with libjpeg-turbo, at a reduced
+//! scale when the variants allow (shrink-on-load).
 //!
-//! The JPEG decoder is lenient: when the data stops mid-scan it fills the rest of the picture
-//! with grey and reports success. A half-uploaded photo must fail instead, with a code that says
-//! so, so we walk the marker structure ourselves. It is a streaming scan over bytes already in the
-//! page cache, a few milliseconds for a large photo, and it allocates nothing.
+//! Whole: JPEG decoders are lenient: when the data stops mid-scan they fill the rest of the
+//! picture with grey and report success. A half-uploaded photo must fail instead, with a code that
+//! says so, so we walk the marker structure ourselves. It is a streaming scan over bytes already
+//! in the page cache, a few milliseconds for a large photo, and it allocates nothing.
+//!
+//! Shrink-on-load: libjpeg-turbo can run its inverse DCT at 1/2, 1/4 or 1/8 of the size, which
+//! skips most of the decode's arithmetic and memory for a photo far larger than its variants.
+//! The factor leaves at least twice the pixels the largest variant needs, so the final resample
+//! (Lanczos) still does the shaping, as libvips does. libjpeg-turbo decodes only YCbCr, RGB and
+//! greyscale to RGB; CMYK and YCCK files (print workflows) go to `image`'s decoder.
 
 use std::io::{self, BufRead, Read};
+
+use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
+
+use super::geometry::plan;
+use super::spec::VariantSpec;
+
+/// The largest denominator the variants allow: 1 (full size), 2, 4 or 8. `width` x `height` is
+/// the size as displayed (after the EXIF orientation; the scale is the same on both sides).
+pub(crate) fn shrink_for(width: u32, height: u32, specs: &[VariantSpec]) -> u32 {
+    // How much each variant shrinks its crop of the source, on the side it shrinks least.
+    let least = specs
+        .iter()
+        .map(|s| {
+            let p = plan(width, height, s.fit(), s.max_width(), s.max_height());
+            (p.crop.width / f64::from(p.width)).min(p.crop.height / f64::from(p.height))
+        })
+        .fold(f64::INFINITY, f64::min);
+    if !least.is_finite() {
+        return 1;
+    }
+    // Keep at least 2x for the resample after the scaled decode.
+    [8, 4, 2]
+        .into_iter()
+        .find(|&d| least / f64::from(d) >= 2.0)
+        .unwrap_or(1)
+}
+
+/// The size libjpeg-turbo decodes `width` x `height` to at 1/`shrink`.
+pub(crate) fn shrunk(width: u32, height: u32, shrink: u32) -> (u32, u32) {
+    (width.div_ceil(shrink), height.div_ceil(shrink))
+}
+
+/// Progressive scans a JPEG may have. A real photo has about ten; thousands of tiny scans are a
+/// known way to make a small file take minutes to decode.
+const MAX_SCANS: u32 = 500;
+
+/// What [`decode_rgb`] made: rows of 8-bit RGB, no padding.
+pub(crate) struct Decoded {
+    pub pixels: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Decodes `jpeg` to RGB at 1/`shrink` of its size with libjpeg-turbo. `Ok(None)` when it is a
+/// kind libjpeg-turbo does not turn into RGB (CMYK, YCCK, lossless), for `image` to decode.
+pub(crate) fn decode_rgb(jpeg: &[u8], shrink: u32) -> Result<Option<Decoded>, String> {
+    let mut decompressor = Decompressor::new().map_err(|e| e.to_string())?;
+    let header = decompressor.read_header(jpeg).map_err(|e| e.to_string())?;
+    let rgb_capable = matches!(
+        header.colorspace,
+        Colorspace::YCbCr | Colorspace::RGB | Colorspace::Gray
+    );
+    if !rgb_capable || header.is_lossless {
+        return Ok(None);
+    }
+    let factor = ScalingFactor::new(1, shrink as usize);
+    decompressor
+        .set_scaling_factor(factor)
+        .map_err(|e| e.to_string())?;
+    decompressor
+        .set_scan_limit(MAX_SCANS)
+        .map_err(|e| e.to_string())?;
+    let scaled = header.scaled(factor);
+    let mut pixels = vec![0; scaled.width * scaled.height * 3];
+    let image = Image {
+        pixels: &mut pixels[..],
+        width: scaled.width,
+        pitch: scaled.width * 3,
+        height: scaled.height,
+        format: PixelFormat::RGB,
+    };
+    decompressor
+        .decompress(jpeg, image)
+        .map_err(|e| e.to_string())?;
+    let side = |n: usize| u32::try_from(n).map_err(|_| "side out of range".to_string());
+    Ok(Some(Decoded {
+        pixels,
+        width: side(scaled.width)?,
+        height: side(scaled.height)?,
+    }))
+}
 
 const SOS: u8 = 0xDA;
 const EOI: u8 = 0xD9;
@@ -120,6 +208,53 @@ fn read_all(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::spec::Fit;
+
+    #[test]
+    fn the_shrink_leaves_at_least_twice_the_largest_variant() {
+        // Proves the factor: 2x margin kept on the side that shrinks least, for both fits, and
+        // no shrink without variants or when a variant is near full size.
+        let large = VariantSpec::large();
+        let both = VariantSpec::defaults();
+        assert_eq!(shrink_for(5184, 3456, &both), 2);
+        assert_eq!(shrink_for(2560, 1920, &both), 1);
+        assert_eq!(shrink_for(12_000, 9_000, std::slice::from_ref(&large)), 4);
+        assert_eq!(shrink_for(30_000, 20_000, &[large]), 8);
+        assert_eq!(shrink_for(5184, 3456, &[]), 1);
+        let thumb = VariantSpec::thumb();
+        assert_eq!(shrink_for(5184, 3456, &[thumb]), 8);
+        // A square cover crop of a wide photo shrinks the short side: 3456 / 1280.
+        let square = VariantSpec::new("sq", 1280, 1280, Fit::Cover, 80.0).unwrap();
+        assert_eq!(shrink_for(5184, 3456, &[square]), 1);
+        // A wide box on a wider photo: the height limits it, 1000 / 250.
+        let wide = VariantSpec::new("w", 2000, 250, Fit::Inside, 80.0).unwrap();
+        assert_eq!(shrink_for(4000, 1000, &[wide]), 2);
+    }
+
+    #[test]
+    fn libjpeg_turbo_decodes_at_the_shrunk_size_and_declines_cmyk() {
+        // Proves the scaled decode's size matches `shrunk` (odd sides round up), and that a CMYK
+        // file is left to the other decoder rather than decoded wrongly.
+        let rgb = image::RgbImage::from_fn(101, 67, |x, y| image::Rgb([x as u8, y as u8, 90]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode_image(&rgb)
+            .unwrap();
+        for shrink in [1, 2, 4, 8] {
+            let decoded = decode_rgb(&jpeg, shrink).unwrap().unwrap();
+            assert_eq!((decoded.width, decoded.height), shrunk(101, 67, shrink));
+            assert_eq!(
+                decoded.pixels.len(),
+                (decoded.width * decoded.height * 3) as usize
+            );
+        }
+        let mut cmyk = Vec::new();
+        jpeg_encoder::Encoder::new(&mut cmyk, 90)
+            .encode(&[0u8; 8 * 8 * 4], 8, 8, jpeg_encoder::ColorType::Cmyk)
+            .unwrap();
+        assert!(decode_rgb(&cmyk, 1).unwrap().is_none());
+        assert!(decode_rgb(b"not a jpeg", 1).is_err());
+    }
 
     /// SOI, an APP0, two scans (as in a progressive JPEG) with stuffed bytes and a restart
     /// marker in their data, then EOI.

@@ -1,17 +1,18 @@
-//! The whole job for one upload: decode once, make every variant and hand it to the sink, report
-//! progress, and describe what was produced.
+//! The whole job for one upload: decode once, make every variant (encoding them side by side on
+//! idle cores) and hand them to the sink, report progress, and describe what was produced.
 
 use std::io::{Read, Seek};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde::Serialize;
 
 use super::colour::Colour;
 use super::control::Control;
-use super::decode::decode_within;
+use super::decode::{DecodedImage, decode_within};
 use super::error::PipelineError;
 use super::format::ImageFormat;
 use super::limits::Limits;
-use super::render::render_checked;
+use super::render::{Prepared, Rendered, encode_prepared, prepare, render_checked};
 use super::sink::VariantSink;
 use super::spec::VariantSpec;
 
@@ -68,10 +69,13 @@ pub struct VariantOutput {
 /// Turns the image read from `source` into one WebP per spec, each handed to `sink` under the
 /// spec's name.
 ///
-/// The image is checked against `limits` from its header, then decoded once; every variant is
-/// made from that one decode. The output depends only on the input, so running this again (a
-/// retried job) hands over identical bytes. Nothing reaches the sink unless the source decodes:
-/// a rejected upload leaves no trace. Spec names should be unique (settings check that).
+/// The image is checked against `limits` from its header, then decoded once (a JPEG at a reduced
+/// scale when every variant is much smaller); every variant is made from that one decode, a
+/// smaller one from a larger one's pixels when those are at least twice its size. The encodes,
+/// most of the work, run side by side on the cores `control` lends. The output depends only on
+/// the input, so running this again (a retried job) hands over identical bytes. Nothing reaches
+/// the sink unless the source decodes: a rejected upload leaves no trace. Variants reach the sink
+/// in the order of the specs. Spec names should be unique (settings check that).
 ///
 /// `control` bounds the memory the run may use and lets the caller stop it between steps (then
 /// the error is [`PipelineError::Stopped`]).
@@ -97,9 +101,10 @@ pub fn process(
         height: original.height,
     });
 
+    let rendered = render_all(&image, specs, control)?;
     let mut variants = Vec::with_capacity(specs.len());
-    for (index, spec) in specs.iter().enumerate() {
-        let rendered = render_checked(&image, spec, &control.stop)?;
+    for (index, (spec, rendered)) in specs.iter().zip(rendered).enumerate() {
+        control.stop.check()?;
         sink.put(spec.name(), rendered.webp())
             .map_err(|source| PipelineError::Store {
                 variant: spec.name().to_owned(),
@@ -119,4 +124,89 @@ pub fn process(
         });
     }
     Ok(Processed { original, variants })
+}
+
+/// Every spec's variant of `image`, in the order of `specs`.
+fn render_all(
+    image: &DecodedImage,
+    specs: &[VariantSpec],
+    control: &Control,
+) -> Result<Vec<Rendered>, PipelineError> {
+    let stop = &control.stop;
+    if image.animation.is_some() {
+        return specs
+            .iter()
+            .map(|spec| render_checked(image, spec, stop))
+            .collect();
+    }
+    // Resized largest first, so each smaller one can start from a larger one's pixels. Resizing
+    // is quick next to encoding; all are resized before any is encoded.
+    let mut order: Vec<usize> = (0..specs.len()).collect();
+    order.sort_by_key(|&i| {
+        std::cmp::Reverse(u64::from(specs[i].max_width()) * u64::from(specs[i].max_height()))
+    });
+    let mut prepared: Vec<Prepared<'_>> = Vec::with_capacity(specs.len());
+    for &i in &order {
+        stop.check()?;
+        let next = prepare(image, &specs[i], &prepared)?;
+        prepared.push(next);
+    }
+    // Encodes, largest first (the longest pole starts first), on this thread and one more for
+    // each core lent while there is work left.
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let encode_next = || -> Vec<(usize, Result<Rendered, PipelineError>)> {
+        let mut done = Vec::new();
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            if k >= order.len() || failed.load(Ordering::Relaxed) {
+                return done;
+            }
+            let spec = &specs[order[k]];
+            let result = stop
+                .check()
+                .and_then(|()| encode_prepared(&prepared[k], image.has_alpha, spec));
+            if result.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            done.push((order[k], result));
+        }
+    };
+    let encode_next = &encode_next;
+    let results = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..order.len())
+            .map_while(|_| control.spare_cores.borrow())
+            .map(|loan| {
+                scope.spawn(move || {
+                    let _loan = loan;
+                    encode_next()
+                })
+            })
+            .collect();
+        let mut results = encode_next();
+        for helper in helpers {
+            match helper.join() {
+                Ok(done) => results.extend(done),
+                // A panic inside an encoder: carry it to the caller as if it happened here.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        results
+    });
+    let mut by_spec: Vec<Option<Rendered>> = (0..specs.len()).map(|_| None).collect();
+    let mut errors = Vec::new();
+    for (i, result) in results {
+        match result {
+            Ok(rendered) => by_spec[i] = Some(rendered),
+            Err(e) => errors.push((i, e)),
+        }
+    }
+    // The first spec's failure, whichever thread met it first.
+    if let Some((_, e)) = errors.into_iter().min_by_key(|(i, _)| *i) {
+        return Err(e);
+    }
+    by_spec
+        .into_iter()
+        .map(|r| r.ok_or(PipelineError::Stopped))
+        .collect()
 }

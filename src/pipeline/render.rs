@@ -7,15 +7,16 @@
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
-use webp::{PixelLayout, WebPEncodingError, WebPMemory};
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
 use super::animation;
 use super::control::StopFlag;
 use super::decode::DecodedImage;
+use super::encode::{self, EncodeError, WebpBytes};
 use super::error::PipelineError;
-use super::geometry::{Plan, plan};
+use super::geometry::{Crop, Plan, plan, whole};
 use super::spec::VariantSpec;
 
 /// An encoded variant, still in memory.
@@ -28,7 +29,7 @@ pub struct Rendered {
 /// The WebP's bytes: libwebp's own buffer for a still image, handed over as is rather than copied
 /// into a Vec; an animation's, copied out of the encoder.
 enum Encoded {
-    Still(WebPMemory),
+    Still(WebpBytes),
     Animated { bytes: Vec<u8>, animated: bool },
 }
 
@@ -65,8 +66,8 @@ impl std::fmt::Debug for Rendered {
     }
 }
 
-/// Makes `spec`'s variant of `image` and encodes it as lossy WebP at the spec's quality, keeping
-/// the alpha channel when the image has one.
+/// Makes `spec`'s variant of `image` and encodes it as lossy WebP at the spec's quality and
+/// effort, keeping the alpha channel when the image has one.
 pub fn render(image: &DecodedImage, spec: &VariantSpec) -> Result<Rendered, PipelineError> {
     render_checked(image, spec, &StopFlag::new())
 }
@@ -78,6 +79,113 @@ pub(crate) fn render_checked(
     stop: &StopFlag,
 ) -> Result<Rendered, PipelineError> {
     stop.check()?;
+    if image.animation.is_some() {
+        return render_animation(image, spec, stop);
+    }
+    let prepared = prepare(image, spec, &[])?;
+    stop.check()?;
+    encode_prepared(&prepared, image.has_alpha, spec)
+}
+
+/// A still variant's pixels, resized and ready for the encoder.
+pub(crate) struct Prepared<'a> {
+    pixels: Cow<'a, [u8]>,
+    width: u32,
+    height: u32,
+    /// Whether they show the whole image (nothing cropped away), so a smaller variant can be
+    /// resized from them instead of from the decoded image.
+    whole: bool,
+}
+
+/// Resizes `image` to `spec`'s planned size, from the smallest of `earlier` (variants already
+/// prepared) that shows the whole image at least twice as large as needed on both sides, else
+/// from the decoded pixels. Twice: Lanczos then still has whole source pixels to weigh, so the
+/// result is as sharp as one made from the decoded image (libvips keeps the same margin).
+pub(crate) fn prepare<'a>(
+    image: &'a DecodedImage,
+    spec: &VariantSpec,
+    earlier: &[Prepared<'a>],
+) -> Result<Prepared<'a>, PipelineError> {
+    let planned = plan(
+        image.width,
+        image.height,
+        spec.fit(),
+        spec.max_width(),
+        spec.max_height(),
+    );
+    let whole = planned.crop == whole(image.width, image.height);
+    let from = earlier
+        .iter()
+        .filter(|p| p.whole && p.width >= planned.width * 2 && p.height >= planned.height * 2)
+        .min_by_key(|p| u64::from(p.width) * u64::from(p.height));
+    let (pixels, width, height) = match from {
+        Some(p) => (&*p.pixels, p.width, p.height),
+        None => (&image.pixels[..], image.pixel_width, image.pixel_height),
+    };
+    let scaled = scale_plan(&planned, image.width, image.height, width, height);
+    if scaled.is_identity(width, height) && from.is_none() {
+        return Ok(Prepared {
+            pixels: Cow::Borrowed(&image.pixels),
+            width,
+            height,
+            whole,
+        });
+    }
+    let resized = resize(pixels, width, height, image.has_alpha, &scaled).map_err(|reason| {
+        PipelineError::Encode {
+            variant: spec.name().to_string(),
+            reason,
+            transient: false,
+        }
+    })?;
+    Ok(Prepared {
+        pixels: Cow::Owned(resized),
+        width: planned.width,
+        height: planned.height,
+        whole,
+    })
+}
+
+/// Encodes prepared pixels as `spec` asks.
+pub(crate) fn encode_prepared(
+    prepared: &Prepared<'_>,
+    has_alpha: bool,
+    spec: &VariantSpec,
+) -> Result<Rendered, PipelineError> {
+    let fail = |e: EncodeError| PipelineError::Encode {
+        variant: spec.name().to_string(),
+        reason: e.reason,
+        transient: e.transient,
+    };
+    let config = encode::config(spec.quality(), spec.effort()).map_err(fail)?;
+    let webp = encode::encode_still(
+        &prepared.pixels,
+        has_alpha,
+        prepared.width,
+        prepared.height,
+        &config,
+    )
+    .map_err(fail)?;
+    Ok(Rendered {
+        width: prepared.width,
+        height: prepared.height,
+        webp: Encoded::Still(webp),
+    })
+}
+
+/// Every frame resized alike, then one animated WebP. Animations are never decoded scaled.
+fn render_animation(
+    image: &DecodedImage,
+    spec: &VariantSpec,
+    stop: &StopFlag,
+) -> Result<Rendered, PipelineError> {
+    let fail = |reason: String, transient| PipelineError::Encode {
+        variant: spec.name().to_string(),
+        reason,
+        transient,
+    };
+    let config = encode::config(spec.quality(), spec.effort())
+        .map_err(|e: EncodeError| fail(e.reason, e.transient))?;
     let plan = plan(
         image.width,
         image.height,
@@ -85,77 +193,53 @@ pub(crate) fn render_checked(
         spec.max_width(),
         spec.max_height(),
     );
-    let fail = |reason: String, transient| PipelineError::Encode {
-        variant: spec.name().to_string(),
-        reason,
-        transient,
-    };
-
-    if let Some(frames) = &image.animation {
-        let mut resized = Vec::with_capacity(frames.len());
-        for frame in frames {
-            stop.check()?;
-            let pixels = if plan.is_identity(image.width, image.height) {
-                frame.pixels.clone()
-            } else {
-                resize(&frame.pixels, image.width, image.height, true, &plan)
-                    .map_err(|reason| fail(reason, false))?
-            };
-            resized.push((pixels, frame.duration_ms));
-        }
+    let frames = image.animation.as_deref().unwrap_or_default();
+    let mut resized = Vec::with_capacity(frames.len());
+    for frame in frames {
         stop.check()?;
-        let webp = animation::encode(&resized, plan.width, plan.height, spec.quality())
-            .map_err(|reason| fail(reason, false))?;
-        // libwebp writes a still image when every frame turned out the same.
-        let still = animation::count_frames(super::ImageFormat::WebP, &mut Cursor::new(&webp));
-        return Ok(Rendered {
-            width: plan.width,
-            height: plan.height,
-            webp: Encoded::Animated {
-                bytes: webp,
-                animated: still.frames > 1,
-            },
-        });
+        let pixels = if plan.is_identity(image.width, image.height) {
+            frame.pixels.clone()
+        } else {
+            resize(&frame.pixels, image.width, image.height, true, &plan)
+                .map_err(|reason| fail(reason, false))?
+        };
+        resized.push((pixels, frame.duration_ms));
     }
-
-    let resized;
-    let pixels = if plan.is_identity(image.width, image.height) {
-        &image.pixels
-    } else {
-        resized = resize(
-            &image.pixels,
-            image.width,
-            image.height,
-            image.has_alpha,
-            &plan,
-        )
-        .map_err(|reason| fail(reason, false))?;
-        &resized
-    };
-
     stop.check()?;
-    let layout = if image.has_alpha {
-        PixelLayout::Rgba
-    } else {
-        PixelLayout::Rgb
-    };
-    // `Encoder::new` checks the buffer covers width x height; `resize` and `decode` made it so.
-    let webp = webp::Encoder::new(pixels, layout, plan.width, plan.height)
-        .encode_simple(false, spec.quality())
-        .map_err(|e| {
-            let transient = matches!(
-                e,
-                WebPEncodingError::VP8_ENC_ERROR_OUT_OF_MEMORY
-                    | WebPEncodingError::VP8_ENC_ERROR_BITSTREAM_OUT_OF_MEMORY
-            );
-            fail(format!("WebP encoder failed: {e:?}"), transient)
-        })?;
-
+    let webp = animation::encode(&resized, plan.width, plan.height, &config)
+        .map_err(|reason| fail(reason, false))?;
+    // libwebp writes a still image when every frame turned out the same.
+    let still = animation::count_frames(super::ImageFormat::WebP, &mut Cursor::new(&webp));
     Ok(Rendered {
         width: plan.width,
         height: plan.height,
-        webp: Encoded::Still(webp),
+        webp: Encoded::Animated {
+            bytes: webp,
+            animated: still.frames > 1,
+        },
     })
+}
+
+/// `planned` (made for the `full_width` x `full_height` image) for pixels of the same image at
+/// `width` x `height`: the crop scaled to them, kept inside them against rounding.
+fn scale_plan(planned: &Plan, full_width: u32, full_height: u32, width: u32, height: u32) -> Plan {
+    if (width, height) == (full_width, full_height) {
+        return *planned;
+    }
+    let sx = f64::from(width) / f64::from(full_width);
+    let sy = f64::from(height) / f64::from(full_height);
+    let left = (planned.crop.left * sx).min(f64::from(width));
+    let top = (planned.crop.top * sy).min(f64::from(height));
+    Plan {
+        crop: Crop {
+            left,
+            top,
+            width: (planned.crop.width * sx).min(f64::from(width) - left),
+            height: (planned.crop.height * sy).min(f64::from(height) - top),
+        },
+        width: planned.width,
+        height: planned.height,
+    }
 }
 
 /// Resizes the planned crop of `pixels` (`width` x `height`, RGBA when `has_alpha`, else RGB) to
@@ -209,6 +293,8 @@ mod tests {
             format: ImageFormat::Png,
             width,
             height,
+            pixel_width: width,
+            pixel_height: height,
             has_alpha: true,
             pixels,
             colour: Default::default(),

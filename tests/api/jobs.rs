@@ -53,7 +53,8 @@ async fn retrying_a_job_that_has_not_failed_is_a_409() {
 #[tokio::test]
 async fn cancelling_a_running_job_stops_its_pipeline_before_the_next_variant() {
     // The first variant is a slow 12 MP encode. Cancelled while it runs, the worker learns of it
-    // at its next progress report and renders nothing more: the second variant is never written.
+    // at its next progress report (the first variant written) and hands over nothing more: the
+    // second variant is never written.
     let app = TestApp::spawn_with(Role::All, |s| {
         s.variants = vec![
             VariantSpec::new("big", 4000, 4000, Fit::Inside, 80.0).unwrap(),

@@ -398,7 +398,7 @@ async fn serve_on_a_terminal_with_a_job_running(
         .map(|n| {
             format!(
                 "[[variants]]\nname = \"v{n}\"\nmax_width = 4000\nmax_height = 4000\n\
-                 fit = \"inside\"\nquality = 100.0\n\n"
+                 fit = \"inside\"\nquality = 100.0\neffort = 6\n\n"
             )
         })
         .collect();

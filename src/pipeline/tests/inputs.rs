@@ -162,12 +162,10 @@ fn an_animated_webp_over_the_frame_limit_is_made_from_its_first_frame() {
     // Proves the same for WebP animations, built here with libwebp's own animation encoder.
     let green = [0u8, 255, 0, 255].repeat(16 * 16);
     let blue = [0u8, 0, 255, 255].repeat(16 * 16);
-    let mut config = webp::WebPConfig::new().unwrap();
+    let mut config = crate::pipeline::encode::config(80.0, 4).unwrap();
     config.lossless = 1;
-    let mut encoder = webp::AnimEncoder::new(16, 16, &config);
-    encoder.add_frame(webp::AnimFrame::from_rgba(&green, 16, 16, 0));
-    encoder.add_frame(webp::AnimFrame::from_rgba(&blue, 16, 16, 100));
-    let animated = encoder.try_encode().unwrap();
+    let frames = [(green, 100), (blue, 100)];
+    let animated = crate::pipeline::animation::encode(&frames, 16, 16, &config).unwrap();
     let (processed, received) = process_with(
         &animated,
         &[spec("full", 100, 100, Fit::Inside)],
