@@ -313,7 +313,7 @@ mod tests {
     use super::*;
 
     fn quality_80() -> sys::WebPConfig {
-        crate::pipeline::encode::config(80.0, 4).unwrap()
+        crate::pipeline::libwebp::config(80.0, 4).unwrap()
     }
 
     /// An animated GIF of `frames` 8x6 frames, each shown for `delay_ms`.

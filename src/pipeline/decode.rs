@@ -16,6 +16,7 @@ use super::exif;
 use super::format::{ImageFormat, SNIFF_LEN, Sniffed, sniff};
 use super::geometry::plan;
 use super::jpeg;
+use super::libwebp;
 use super::limits::Limits;
 use super::png;
 use super::spec::VariantSpec;
@@ -211,14 +212,20 @@ pub fn decode_within(
             animation: Some(frames),
         });
     }
+    // JPEG through libjpeg-turbo, scaled when the variants allow, and still WebP through libwebp:
+    // both need the file in memory (as `image`'s decoders do, reading it into their own buffer).
     let image = if format == ImageFormat::Jpeg {
-        // libjpeg-turbo, scaled when the variants allow; it needs the file in memory (so did
-        // `image`'s decoder, which read it into its own buffer).
         drop(decoder);
         reader.rewind().map_err(PipelineError::read)?;
         let mut jpeg = Vec::new();
         reader.read_to_end(&mut jpeg).map_err(PipelineError::read)?;
         decode_jpeg(&jpeg, shrink)?
+    } else if format == ImageFormat::WebP {
+        drop(decoder);
+        reader.rewind().map_err(PipelineError::read)?;
+        let mut webp = Vec::new();
+        reader.read_to_end(&mut webp).map_err(PipelineError::read)?;
+        decode_webp(&webp)?
     } else {
         // For GIF and WebP this is the first frame of an animation.
         DynamicImage::from_decoder(decoder).map_err(from_decoder)?
@@ -271,6 +278,34 @@ fn decode_jpeg(jpeg: &[u8], shrink: u32) -> Result<DynamicImage, PipelineError> 
             let decoder = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(jpeg))
                 .map_err(|e| PipelineError::from_decoder(format, e))?;
             DynamicImage::from_decoder(decoder).map_err(|e| PipelineError::from_decoder(format, e))
+        }
+    }
+}
+
+/// A still WebP's pixels from libwebp; the first frame of an animation (one over the frame limits)
+/// from `image`'s decoder.
+fn decode_webp(webp: &[u8]) -> Result<DynamicImage, PipelineError> {
+    let format = ImageFormat::WebP;
+    let corrupt = || PipelineError::Corrupt {
+        format,
+        detail: "the decoder's buffer does not match its size".into(),
+    };
+    match libwebp::decode_still(webp) {
+        Ok(d) if d.has_alpha => image::RgbaImage::from_raw(d.width, d.height, d.pixels)
+            .map(DynamicImage::ImageRgba8)
+            .ok_or_else(corrupt),
+        Ok(d) => image::RgbImage::from_raw(d.width, d.height, d.pixels)
+            .map(DynamicImage::ImageRgb8)
+            .ok_or_else(corrupt),
+        Err(libwebp::DecodeError::Truncated) => Err(PipelineError::Truncated { format }),
+        Err(libwebp::DecodeError::Corrupt(detail)) => {
+            Err(PipelineError::Corrupt { format, detail })
+        }
+        Err(libwebp::DecodeError::Animated) => {
+            let from_decoder = |e| PipelineError::from_decoder(format, e);
+            let decoder = image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(webp))
+                .map_err(from_decoder)?;
+            DynamicImage::from_decoder(decoder).map_err(from_decoder)
         }
     }
 }

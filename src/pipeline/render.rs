@@ -14,9 +14,9 @@ use std::io::Cursor;
 use super::animation;
 use super::control::StopFlag;
 use super::decode::DecodedImage;
-use super::encode::{self, EncodeError, WebpBytes};
 use super::error::PipelineError;
 use super::geometry::{Crop, Plan, plan, whole};
+use super::libwebp::{self, EncodeError, WebpBytes};
 use super::spec::VariantSpec;
 
 /// An encoded variant, still in memory.
@@ -157,8 +157,8 @@ pub(crate) fn encode_prepared(
         reason: e.reason,
         transient: e.transient,
     };
-    let config = encode::config(spec.quality(), spec.effort()).map_err(fail)?;
-    let webp = encode::encode_still(
+    let config = libwebp::config(spec.quality(), spec.effort()).map_err(fail)?;
+    let webp = libwebp::encode_still(
         &prepared.pixels,
         has_alpha,
         prepared.width,
@@ -184,7 +184,7 @@ fn render_animation(
         reason,
         transient,
     };
-    let config = encode::config(spec.quality(), spec.effort())
+    let config = libwebp::config(spec.quality(), spec.effort())
         .map_err(|e: EncodeError| fail(e.reason, e.transient))?;
     let plan = plan(
         image.width,

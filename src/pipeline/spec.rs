@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::encode::MAX_EFFORT;
+use super::libwebp::MAX_EFFORT;
 
 /// libwebp's method when a variant names none. Measured on a 4.9 MP photo (the README's table),
 /// effort 2 encodes the 1280 px variant in 46% of effort 4's time (libwebp's and Sharp's default)

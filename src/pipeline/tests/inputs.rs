@@ -162,7 +162,7 @@ fn an_animated_webp_over_the_frame_limit_is_made_from_its_first_frame() {
     // Proves the same for WebP animations, built here with libwebp's own animation encoder.
     let green = [0u8, 255, 0, 255].repeat(16 * 16);
     let blue = [0u8, 0, 255, 255].repeat(16 * 16);
-    let mut config = crate::pipeline::encode::config(80.0, 4).unwrap();
+    let mut config = crate::pipeline::libwebp::config(80.0, 4).unwrap();
     config.lossless = 1;
     let frames = [(green, 100), (blue, 100)];
     let animated = crate::pipeline::animation::encode(&frames, 16, 16, &config).unwrap();
