@@ -15,10 +15,10 @@ mod raw;
 #[path = "../tests/support/photo.rs"]
 mod photo;
 
+#[path = "support/server.rs"]
+mod server;
+
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,6 +30,7 @@ use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
 use photo::noisy_jpeg;
+use server::{Server, memory_of, ready};
 
 /// Upload tasks sending at once, and the pause each takes between two requests.
 const UPLOADERS: usize = 8;
@@ -134,7 +135,20 @@ fn main() {
 
 async fn soak(minutes: u64, sockets: usize) -> usize {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path()).await;
+    let server = Server::start(
+        dir.path(),
+        &[
+            (
+                "PIXDROP__UPLOADS__MAX_FILE_BYTES",
+                MAX_FILE_BYTES.to_string(),
+            ),
+            (
+                "PIXDROP__UPLOADS__BODY_IDLE_TIMEOUT_SECS",
+                IDLE_TIMEOUT_SECS.to_string(),
+            ),
+        ],
+    )
+    .await;
     let address = server.address.clone();
     println!(
         "soak: pixdrop pid {} at {address}, {minutes} min, {sockets} sockets, {UPLOADERS} uploaders",
@@ -410,109 +424,6 @@ async fn report(minute: u64, started: Instant, server: &Server, tally: &Tally) {
     );
     for ((kind, status), count) in tally.answers.lock().unwrap().iter() {
         println!("    {kind:?} {status}: {count}");
-    }
-}
-
-/// Resident and peak resident bytes of process `pid` (VmRSS, VmHWM).
-fn memory_of(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
-            .map_or(0, |kib| kib * 1024)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-async fn ready(address: &str) -> bool {
-    reqwest::get(format!("{address}/readyz"))
-        .await
-        .is_ok_and(|r| r.status() == 200)
-}
-
-/// The pixdrop process under soak, with its own storage and embedded Redis.
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Server {
-    async fn start(dir: &Path) -> Self {
-        let binary = std::env::var_os("PIXDROP_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/pixdrop")
-            });
-        assert!(
-            binary.is_file(),
-            "{} is missing: `cargo build --release` first (scripts/soak does)",
-            binary.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(dir.join("pixdrop.log")).unwrap();
-        let child = Command::new(binary)
-            .current_dir(dir)
-            .env("PIXDROP__SERVER__BIND", format!("127.0.0.1:{port}"))
-            .env("PIXDROP__STORAGE__DIR", dir.join("uploads"))
-            .env(
-                "PIXDROP__UPLOADS__MAX_FILE_BYTES",
-                MAX_FILE_BYTES.to_string(),
-            )
-            .env(
-                "PIXDROP__UPLOADS__BODY_IDLE_TIMEOUT_SECS",
-                IDLE_TIMEOUT_SECS.to_string(),
-            )
-            // Every client here is one address: the per-client caps would refuse the soak itself.
-            .env("PIXDROP__UPLOADS__MAX_CONCURRENT_PER_CLIENT", "64")
-            .env("PIXDROP__WEBSOCKET__MAX_SOCKETS_PER_CLIENT", "100000")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let server = Self {
-            child,
-            address: format!("http://127.0.0.1:{port}"),
-        };
-        let mut up = false;
-        for _ in 0..300 {
-            up = ready(&server.address).await;
-            if up {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(
-            up,
-            "pixdrop did not become ready; see {}",
-            dir.join("pixdrop.log").display()
-        );
-        server
-    }
-
-    /// The embedded redis-server: pixdrop's child (started by one of its threads).
-    fn redis_pid(&self) -> Option<u32> {
-        let pid = self.child.id();
-        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-        tasks.flatten().find_map(|task| {
-            let children = std::fs::read_to_string(task.path().join("children")).ok()?;
-            children.split_whitespace().next()?.parse().ok()
-        })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGTERM: pixdrop stops its workers and its Redis.
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
     }
 }
 
