@@ -1,7 +1,8 @@
 //! What one run of the pipeline may use, and how its caller stops it: a memory grant the decode
 //! must fit in, cores it may borrow while they are idle, and a stop flag checked between steps
-//! (before decoding, before each variant's resize and before its encode). A step under way runs
-//! to its end; the run stops at the next.
+//! (before decoding, before each variant's resize, before its encode and before it is handed
+//! over) and polled inside each WebP encode, the longest step, which it aborts. A decode or a
+//! resize under way runs to its end; the run stops at the next check.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,11 @@ impl StopFlag {
 
     pub fn is_stopped(&self) -> bool {
         self.0.load(Ordering::Relaxed)
+    }
+
+    /// The flag itself, for a C callback that polls it (libwebp's progress hook).
+    pub(crate) fn as_atomic(&self) -> &AtomicBool {
+        &self.0
     }
 
     /// `Err(Stopped)` once stopped: the check between two steps.

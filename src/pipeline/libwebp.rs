@@ -8,6 +8,7 @@
 //! its worker thread (`WEBP_USE_THREAD`).
 
 use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use libwebp_sys as sys;
 
@@ -63,13 +64,15 @@ pub(crate) fn config(quality: f32, effort: u8) -> Result<sys::WebPConfig, Encode
 }
 
 /// Encodes `pixels` (rows of `width` x `height`, RGBA when `has_alpha`, else RGB, no padding) as
-/// a lossy WebP with `config`.
+/// a lossy WebP with `config`. Raising `stop` aborts the encode within a row of macroblocks
+/// (libwebp polls it through its progress hook); the error is then not transient.
 pub(crate) fn encode_still(
     pixels: &[u8],
     has_alpha: bool,
     width: u32,
     height: u32,
     config: &sys::WebPConfig,
+    stop: &AtomicBool,
 ) -> Result<WebpBytes, EncodeError> {
     let channels = if has_alpha { 4 } else { 3 };
     let (w, h) = match (i32::try_from(width), i32::try_from(height)) {
@@ -118,6 +121,8 @@ pub(crate) fn encode_still(
         let mut writer = writer.assume_init();
         picture.writer = Some(sys::WebPMemoryWrite);
         picture.custom_ptr = (&mut writer as *mut sys::WebPMemoryWriter).cast();
+        picture.progress_hook = Some(keep_going);
+        picture.user_data = (stop as *const AtomicBool).cast_mut().cast();
         let encoded = sys::WebPEncode(config, &mut picture) != 0;
         let code = picture.error_code;
         sys::WebPPictureFree(&mut picture);
@@ -138,6 +143,17 @@ pub(crate) fn encode_still(
             len: writer.size,
         })
     }
+}
+
+/// libwebp's progress hook: 0 (abort) once the run's stop flag is up.
+unsafe extern "C" fn keep_going(_percent: i32, picture: *const sys::WebPPicture) -> i32 {
+    // SAFETY: libwebp passes the picture being encoded, whose `user_data` `encode_still` set to
+    // a flag that outlives the encode.
+    let stopped = unsafe {
+        let flag = (*picture).user_data as *const AtomicBool;
+        !flag.is_null() && (*flag).load(Ordering::Relaxed)
+    };
+    i32::from(!stopped)
 }
 
 /// A still WebP decoded: rows of 8-bit RGBA when `has_alpha`, else RGB, no padding.
@@ -265,12 +281,26 @@ impl Drop for WebpBytes {
 mod tests {
     use super::*;
 
+    /// Never raised.
+    static GO: AtomicBool = AtomicBool::new(false);
+
+    #[test]
+    fn a_raised_stop_aborts_the_encode() {
+        // Proves the progress hook reaches libwebp: with the flag up, the encode gives up.
+        let pixels = vec![90u8; 256 * 256 * 3];
+        let stop = AtomicBool::new(true);
+        let err =
+            encode_still(&pixels, false, 256, 256, &config(80.0, 4).unwrap(), &stop).unwrap_err();
+        assert!(err.reason.contains("USER_ABORT"), "{}", err.reason);
+        assert!(!err.transient);
+    }
+
     #[test]
     fn an_encoded_still_is_a_webp_of_the_given_size() {
         // Proves the buffer hand-over: the bytes are a VP8 WebP that decodes to the input's size.
         let pixels = vec![120u8; 40 * 30 * 3];
         let config = config(80.0, 4).unwrap();
-        let webp = encode_still(&pixels, false, 40, 30, &config).unwrap();
+        let webp = encode_still(&pixels, false, 40, 30, &config, &GO).unwrap();
         assert!(webp.starts_with(b"RIFF") && &webp[8..12] == b"WEBP");
         let decoded = image::load_from_memory(&webp).unwrap();
         assert_eq!((decoded.width(), decoded.height()), (40, 30));
@@ -284,7 +314,7 @@ mod tests {
         for i in 0..(20 * 10) {
             pixels.extend([200, (i % 256) as u8, 30, 128]);
         }
-        let webp = encode_still(&pixels, true, 20, 10, &config(90.0, 4).unwrap()).unwrap();
+        let webp = encode_still(&pixels, true, 20, 10, &config(90.0, 4).unwrap(), &GO).unwrap();
         let decoded = decode_still(&webp).unwrap();
         assert_eq!(
             (decoded.width, decoded.height, decoded.has_alpha),
@@ -312,9 +342,9 @@ mod tests {
     fn a_buffer_that_does_not_match_its_size_is_refused_not_read() {
         // Proves the length check stands between a wrong size and libwebp reading past the end.
         let config = config(80.0, 4).unwrap();
-        let err = encode_still(&[0; 10], true, 40, 30, &config).unwrap_err();
+        let err = encode_still(&[0; 10], true, 40, 30, &config, &GO).unwrap_err();
         assert!(!err.transient && err.reason.contains("does not match"));
-        assert!(encode_still(&[0; 3], false, 0, 1, &config).is_err());
+        assert!(encode_still(&[0; 3], false, 0, 1, &config, &GO).is_err());
     }
 
     #[test]
@@ -326,8 +356,8 @@ mod tests {
                 pixels.extend([(x * 4) as u8, (y * 4) as u8, ((x ^ y) * 4) as u8]);
             }
         }
-        let fast = encode_still(&pixels, false, 64, 64, &config(80.0, 0).unwrap()).unwrap();
-        let slow = encode_still(&pixels, false, 64, 64, &config(80.0, 6).unwrap()).unwrap();
+        let fast = encode_still(&pixels, false, 64, 64, &config(80.0, 0).unwrap(), &GO).unwrap();
+        let slow = encode_still(&pixels, false, 64, 64, &config(80.0, 6).unwrap(), &GO).unwrap();
         assert_ne!(&*fast, &*slow);
         assert_eq!(config(80.0, 9).unwrap().method, 6);
     }

@@ -165,7 +165,7 @@ fn render_all(
             let spec = &specs[order[k]];
             let result = stop
                 .check()
-                .and_then(|()| encode_prepared(&prepared[k], image.has_alpha, spec));
+                .and_then(|()| encode_prepared(&prepared[k], image.has_alpha, spec, stop));
             if result.is_err() {
                 failed.store(true, Ordering::Relaxed);
             }

@@ -84,7 +84,7 @@ pub(crate) fn render_checked(
     }
     let prepared = prepare(image, spec, &[])?;
     stop.check()?;
-    encode_prepared(&prepared, image.has_alpha, spec)
+    encode_prepared(&prepared, image.has_alpha, spec, stop)
 }
 
 /// A still variant's pixels, resized and ready for the encoder.
@@ -146,16 +146,22 @@ pub(crate) fn prepare<'a>(
     })
 }
 
-/// Encodes prepared pixels as `spec` asks.
+/// Encodes prepared pixels as `spec` asks; raising `stop` ends the encode early.
 pub(crate) fn encode_prepared(
     prepared: &Prepared<'_>,
     has_alpha: bool,
     spec: &VariantSpec,
+    stop: &StopFlag,
 ) -> Result<Rendered, PipelineError> {
-    let fail = |e: EncodeError| PipelineError::Encode {
-        variant: spec.name().to_string(),
-        reason: e.reason,
-        transient: e.transient,
+    let fail = |e: EncodeError| {
+        if stop.is_stopped() {
+            return PipelineError::Stopped;
+        }
+        PipelineError::Encode {
+            variant: spec.name().to_string(),
+            reason: e.reason,
+            transient: e.transient,
+        }
     };
     let config = libwebp::config(spec.quality(), spec.effort()).map_err(fail)?;
     let webp = libwebp::encode_still(
@@ -164,6 +170,7 @@ pub(crate) fn encode_prepared(
         prepared.width,
         prepared.height,
         &config,
+        stop.as_atomic(),
     )
     .map_err(fail)?;
     Ok(Rendered {

@@ -26,7 +26,9 @@ fn sniffing_recognises_every_accepted_format_from_real_encoder_output() {
 fn sniffing_recognises_lossy_webp_and_both_tiff_byte_orders() {
     // Proves the variants of a format that the encoders above do not produce.
     let config = crate::pipeline::libwebp::config(50.0, 4).unwrap();
-    let lossy = crate::pipeline::libwebp::encode_still(&[200; 12], false, 2, 2, &config).unwrap();
+    let go = std::sync::atomic::AtomicBool::new(false);
+    let lossy =
+        crate::pipeline::libwebp::encode_still(&[200; 12], false, 2, 2, &config, &go).unwrap();
     assert_eq!(sniff(&lossy), Sniffed::Image(ImageFormat::WebP));
     assert_eq!(sniff(b"MM\0*\0\0\0\x08"), Sniffed::Image(ImageFormat::Tiff));
     assert_eq!(sniff(b"II*\0\x08\0\0\0"), Sniffed::Image(ImageFormat::Tiff));
