@@ -55,6 +55,8 @@ pub struct OrphanReport {
     pub adopted: usize,
     /// Set-aside originals no sweep finished with (restored or removed as Redis says).
     pub tombs: usize,
+    /// Bytes whose variants were kept for reuse though nothing references them.
+    pub made: usize,
 }
 
 /// Removal for one process; cheap to share.
@@ -221,15 +223,31 @@ impl Cleanup {
         }
     }
 
-    /// Sets an unreferenced original aside, asks Redis once more, and removes it or puts it back.
+    /// Sets an unreferenced original aside, asks Redis once more, and removes it (with the
+    /// variants kept for reuse of those bytes) or puts it back.
     async fn remove_original(&self, sha: &str, report: &mut SweepReport) -> std::io::Result<()> {
         let (storage, content) = (self.storage.clone(), sha.to_owned());
         let Some(aside) = blocking(move || storage.set_aside_original(&content)).await? else {
+            // No original (an orphan sweep found only kept variants): those go if unreferenced.
+            if !self
+                .queue
+                .is_referenced(sha)
+                .await
+                .map_err(std::io::Error::other)?
+            {
+                let (storage, content) = (self.storage.clone(), sha.to_owned());
+                blocking(move || storage.remove_made(&content)).await?;
+            }
             return Ok(());
         };
         match self.queue.is_referenced(sha).await {
             Ok(false) => {
-                blocking(move || aside.remove()).await?;
+                let (storage, content) = (self.storage.clone(), sha.to_owned());
+                blocking(move || {
+                    aside.remove()?;
+                    storage.remove_made(&content)
+                })
+                .await?;
                 report.originals_removed += 1;
                 Ok(())
             }
@@ -298,11 +316,12 @@ impl Cleanup {
             .filter_map(|job| job.content.clone().or_else(|| sha256_of(job)))
             .collect();
         let storage = self.storage.clone();
-        let (originals, outputs, tombs) = blocking(move || {
+        let (originals, outputs, tombs, made) = blocking(move || {
             Ok((
                 storage.stored_originals()?,
                 storage.stored_outputs()?,
                 storage.stored_tombs()?,
+                storage.stored_made()?,
             ))
         })
         .await
@@ -315,6 +334,16 @@ impl Cleanup {
             {
                 garbage.push(Garbage::Content(original.what));
                 report.originals += 1;
+            }
+        }
+        // Variants kept for reuse of bytes nothing references (their original already gone).
+        for kept in made {
+            if kept.modified < before
+                && !referenced.contains(&kept.what)
+                && !self.queue.is_referenced(&kept.what).await?
+            {
+                garbage.push(Garbage::Content(kept.what));
+                report.made += 1;
             }
         }
         for tomb in tombs.into_iter().filter(|t| t.modified < before) {

@@ -22,7 +22,7 @@ use crate::pipeline::{
     self, Control, CoreLoan, Limits, PipelineError, SizeLimit, SpareCores, Step, StopFlag,
     VariantSpec,
 };
-use crate::queue::{Claimed, Handler, JobError, Progress};
+use crate::queue::{Claimed, Handler, JobError, JobId, Progress};
 use crate::storage::{Storage, StorageKey};
 
 /// The memory budget is counted in KiB, so a `u32` of permits covers terabytes.
@@ -38,6 +38,8 @@ pub struct ImageHandler {
     /// `pipeline.memory_budget_bytes`, in `BUDGET_UNIT`s: big images wait for room.
     memory: Arc<Semaphore>,
     memory_units: u32,
+    /// Names the settings the variants are made with (see [`settings_fingerprint`]).
+    fingerprint: String,
 }
 
 impl ImageHandler {
@@ -46,6 +48,7 @@ impl ImageHandler {
         let memory_units =
             u32::try_from(limits.memory_budget_bytes / BUDGET_UNIT).unwrap_or(u32::MAX);
         Self {
+            fingerprint: settings_fingerprint(&specs, &limits),
             storage,
             specs: Arc::new(specs),
             limits,
@@ -60,6 +63,60 @@ impl ImageHandler {
     fn spare_cores(&self) -> SpareCores {
         let cpu = self.cpu.clone();
         SpareCores::from_fn(move || cpu.clone().try_acquire_owned().ok().map(CoreLoan::new))
+    }
+
+    /// Links the variants made before from the same bytes with the same settings into `job`'s
+    /// directory, and describes them as this job's; `None` when there are none (or they cannot
+    /// be used: then the job makes its own).
+    async fn reuse_made(&self, job: &JobId, sha256: &str) -> Option<Value> {
+        let (storage, specs, id) = (self.storage.clone(), self.specs.clone(), *job);
+        let (sha, fingerprint) = (sha256.to_owned(), self.fingerprint.clone());
+        let found = tokio::task::spawn_blocking(move || {
+            let names: Vec<&str> = specs.iter().map(VariantSpec::name).collect();
+            storage.reuse_made(&sha, &fingerprint, &id, &names)
+        })
+        .await;
+        let description = match found {
+            Ok(Ok(Some(description))) => description,
+            Ok(Ok(None)) => return None,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot reuse variants made before; making them");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reusing variants made before failed; making them");
+                return None;
+            }
+        };
+        let mut result = match serde_json::from_slice::<ImageResult>(&description) {
+            Ok(result) => result,
+            Err(e) => {
+                tracing::warn!(error = %e, "variants made before are undescribed; making them");
+                return None;
+            }
+        };
+        for variant in &mut result.variants {
+            variant.key = StorageKey::variant(job, &variant.name);
+        }
+        serde_json::to_value(&result).ok()
+    }
+
+    /// Keeps `job`'s variants for later uploads of the same bytes. A failure costs only that
+    /// reuse, so it is logged, not raised.
+    async fn keep_made(&self, job: &JobId, sha256: &str, result: &ImageResult) {
+        let Ok(description) = serde_json::to_vec(result) else {
+            return;
+        };
+        let (storage, specs, id) = (self.storage.clone(), self.specs.clone(), *job);
+        let (sha, fingerprint) = (sha256.to_owned(), self.fingerprint.clone());
+        let kept = tokio::task::spawn_blocking(move || {
+            let names: Vec<&str> = specs.iter().map(VariantSpec::name).collect();
+            storage.keep_made(&sha, &fingerprint, &id, &names, &description)
+        })
+        .await;
+        if !matches!(kept, Ok(Ok(()))) {
+            tracing::warn!(?kept, "cannot keep the variants for reuse");
+        }
     }
 
     /// Reads the original's header on the blocking pool (it is file I/O, and cheap).
@@ -92,6 +149,11 @@ impl Handler for ImageHandler {
                 format!("the job's payload is not an image job: {e}"),
             )
         })?;
+        // The same bytes made with the same settings before: their variants, linked, not remade.
+        let sha256 = payload.sha256.clone();
+        if let Some(result) = self.reuse_made(&job.id, &sha256).await {
+            return Ok(result);
+        }
         let stop = StopFlag::new();
         let _stop_on_drop = StopOnDrop(stop.clone());
 
@@ -191,9 +253,23 @@ impl Handler for ImageHandler {
             variants,
             warnings: original.warnings,
         };
+        self.keep_made(&job.id, &sha256, &result).await;
         serde_json::to_value(&result)
             .map_err(|e| JobError::permanent("internal", format!("cannot record the result: {e}")))
     }
+}
+
+/// What decides a variant's bytes besides the upload's: the specs, the animation limits (an
+/// animation over them keeps only its first frame) and the pipeline's output version, hashed to
+/// 16 hex digits. Variants kept under another fingerprint are never reused.
+fn settings_fingerprint(specs: &[VariantSpec], limits: &Limits) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(pipeline::OUTPUT_VERSION.to_be_bytes());
+    hasher.update(serde_json::to_vec(specs).unwrap_or_default());
+    hasher.update(limits.max_frames.to_be_bytes());
+    hasher.update(limits.max_animation_pixels.to_be_bytes());
+    hex::encode(&hasher.finalize()[..8])
 }
 
 /// Where progress stands after `step`: 10% once decoded, the other 90% shared by the variants.

@@ -36,6 +36,11 @@ mod spec;
 #[cfg(test)]
 pub(crate) mod tests;
 
+/// Bumped whenever the same upload with the same settings would give different variant bytes (a
+/// codec's upgrade, a changed default): variants kept for reuse (storage's `made`) were made
+/// under one version and are reused only under it.
+pub const OUTPUT_VERSION: u32 = 1;
+
 pub use colour::Colour;
 pub use control::{Control, CoreLoan, SpareCores, StopFlag};
 pub use decode::{DecodedImage, Probe, decode, decode_within, probe};

@@ -9,6 +9,9 @@
 //! synced). Workers read originals through [`Storage::open_original`] and write variants through a
 //! [`VariantWriter`], the pipeline's sink, which puts each file in place atomically.
 //!
+//! Variants made once are kept by content and settings (`made.rs`) and hard-linked into later
+//! jobs of the same bytes, which then skip the pipeline.
+//!
 //! Removal follows Redis (`removal.rs`): a job's outputs go when its record went; an original,
 //! shared by every upload of the same bytes, is set aside and then removed or put back as the
 //! content's reference count says.
@@ -19,6 +22,7 @@
 
 mod disk;
 mod key;
+mod made;
 mod removal;
 mod staging;
 mod variants;

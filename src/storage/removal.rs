@@ -207,7 +207,7 @@ fn remove_file_if_present(path: &Path) -> io::Result<()> {
     }
 }
 
-fn read_dir_or_empty(dir: &Path) -> io::Result<Vec<std::fs::DirEntry>> {
+pub(super) fn read_dir_or_empty(dir: &Path) -> io::Result<Vec<std::fs::DirEntry>> {
     match std::fs::read_dir(dir) {
         Ok(entries) => Ok(entries.flatten().collect()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
@@ -217,7 +217,7 @@ fn read_dir_or_empty(dir: &Path) -> io::Result<Vec<std::fs::DirEntry>> {
 
 /// A file's time, or the epoch when it cannot be read (it is then as old as can be; the sweep
 /// still asks Redis before it removes anything).
-fn modified(path: &Path) -> SystemTime {
+pub(super) fn modified(path: &Path) -> SystemTime {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
         .unwrap_or(SystemTime::UNIX_EPOCH)

@@ -213,14 +213,35 @@ async fn the_delete_token_deletes_its_upload_once_and_no_other() {
 }
 
 #[tokio::test]
-async fn two_owners_of_the_same_bytes_share_the_original_until_both_delete() {
+async fn two_owners_of_the_same_bytes_share_the_original_and_its_variants_until_both_delete() {
+    // The second upload of the same bytes reuses the first's variants (hard links to the same
+    // files, made once), yet each owner's delete takes only their own.
     let app = TestApp::spawn_with(Role::All, with_tokens).await;
     let (alice, bob) = (As::new(&app, ALICE), As::new(&app, BOB));
-    let photo = jpeg(64, 48);
+    let photo = jpeg(640, 480);
     let (a, _) = upload(&app, Some(ALICE), photo.clone()).await;
+    let job_a = completed(&alice, &a).await;
     let (b, _) = upload(&app, Some(BOB), photo).await;
-    let (job_a, job_b) = (completed(&alice, &a).await, completed(&bob, &b).await);
+    let job_b = completed(&bob, &b).await;
     assert_eq!(originals(&app).len(), 1, "one file for both uploads");
+    let described = |job: &Value| {
+        let mut variants = job["variants"].clone();
+        for v in variants.as_array_mut().unwrap() {
+            v.as_object_mut().unwrap().remove("url");
+        }
+        (
+            variants,
+            job["original"]["width"].clone(),
+            job["warnings"].clone(),
+        )
+    };
+    assert_eq!(described(&job_a), described(&job_b));
+    let inode = |id: &str| {
+        use std::os::unix::fs::MetadataExt;
+        let path = app.storage.path().join(format!("variants/{id}/large.webp"));
+        std::fs::metadata(path).unwrap().ino()
+    };
+    assert_eq!(inode(&a), inode(&b), "made once, linked into the second");
 
     // Bob cannot delete Alice's upload: it reads as one that does not exist.
     assert_eq!(bob.delete(&format!("/uploads/{a}")).await.status(), 404);
@@ -245,12 +266,14 @@ async fn two_owners_of_the_same_bytes_share_the_original_until_both_delete() {
         originals(&app).is_empty(),
         "the last upload took the file with it"
     );
-    assert_eq!(
-        app.stored_files()
-            .iter()
-            .filter(|f| f.starts_with("variants/"))
-            .count(),
-        0
+    let left: Vec<String> = app
+        .stored_files()
+        .into_iter()
+        .filter(|f| f.starts_with("variants/") || f.starts_with("made/"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "variants and kept copies are gone: {left:?}"
     );
 }
 
