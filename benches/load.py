@@ -303,6 +303,9 @@ def main():
     parser.add_argument("--in-flight", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2, help="runs of each stack, alternating")
     parser.add_argument("--repeat", type=int, default=1, help="upload the set this many times")
+    parser.add_argument("--same-bytes", action="store_true",
+                        help="repeats within a round upload identical bytes (measures reuse); "
+                             "by default every upload is bytes never seen before")
     parser.add_argument("--quality", action="store_true", help="report PSNR against Pillow")
     parser.add_argument("--pixdrop", type=Path, default=ROOT / "target/release/pixdrop")
     parser.add_argument("--node-seed", type=Path, default=ROOT.parent / "shared/peers/node-seed")
@@ -318,7 +321,17 @@ def main():
         sys.exit("no photos in " + ", ".join(map(str, args.folders)))
     if not args.pixdrop.is_file():
         sys.exit(f"{args.pixdrop} is missing: cargo build --release")
-    photos = [(p, p.read_bytes()) for p in paths] * args.repeat
+    originals = [(p, p.read_bytes()) for p in paths]
+
+    def photos_for(round_):
+        """The uploads of a round. Each copy gets a trailer after the image's end (which every
+        decoder ignores) naming the round and copy, so no upload is bytes seen in an earlier
+        round, nor, unless --same-bytes, in this one: pixdrop reuses the variants of bytes it has
+        processed, and a benchmark of processing must not measure that by accident."""
+        return [(p, data + f"\nround {round_} copy {0 if args.same_bytes else copy}".encode())
+                for copy in range(args.repeat) for p, data in originals]
+
+    photos = photos_for(0)
 
     with tempfile.TemporaryDirectory(prefix="pixdrop-load-") as tmp:
         procs = Processes(Path(tmp))
@@ -333,6 +346,7 @@ def main():
             results = {s.name: [] for s in stacks}
             for round_ in range(args.rounds):
                 order = stacks[round_ % len(stacks):] + stacks[:round_ % len(stacks)]
+                photos = photos_for(round_)
                 for stack in order:
                     cpu = cpu_seconds(stack.pids), cpu_seconds(stack.redis_pids)
                     done = run(stack, photos, args.in_flight)
