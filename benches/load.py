@@ -129,7 +129,29 @@ def request(port, method, path, body=None, headers=None):
         conn.close()
 
 
-class Pixdrop:
+class Stack:
+    """What both stacks share: a multipart upload answered 202 with a job id, and a job view
+    polled until its state reads completed. Each says its form field, where the id is and how a
+    failure reads."""
+
+    field = "file"
+
+    def upload(self, path, data):
+        body, kind = multipart(self.field, path.name, data)
+        status, answer = request(self.port, "POST", "/upload", body, {"Content-Type": kind})
+        if status != 202:
+            raise RuntimeError(f"{self.name} answered {status}: {answer[:300]!r}")
+        return self.job_id(json.loads(answer))
+
+    def state(self, job):
+        status, answer = request(self.port, "GET", f"/jobs/{job}")
+        view = json.loads(answer)
+        if view["state"] == "failed":
+            raise RuntimeError(f"{self.name} job {job} failed: {view.get('error')}")
+        return view["state"] == "completed", view
+
+
+class Pixdrop(Stack):
     def __init__(self, procs, binary, name="pixdrop"):
         self.name = name
         self.redis, redis_pid = start_redis(procs, f"redis-{name}")
@@ -148,19 +170,9 @@ class Pixdrop:
         self.pids = [proc.pid]
         self.redis_pids = [redis_pid]
 
-    def upload(self, path, data):
-        body, kind = multipart("file", path.name, data)
-        status, answer = request(self.port, "POST", "/upload", body, {"Content-Type": kind})
-        if status != 202:
-            raise RuntimeError(f"pixdrop answered {status}: {answer[:300]!r}")
-        return json.loads(answer)["jobs"][0]["id"]
-
-    def state(self, job):
-        status, answer = request(self.port, "GET", f"/jobs/{job}")
-        view = json.loads(answer)
-        if view["state"] == "failed":
-            raise RuntimeError(f"pixdrop job failed: {view['error']}")
-        return view["state"] == "completed", view
+    @staticmethod
+    def job_id(answer):
+        return answer["jobs"][0]["id"]
 
     def outputs(self, job, view):
         """(variant bytes, variant files) of a completed job."""
@@ -171,8 +183,9 @@ class Pixdrop:
         return files
 
 
-class NodeStack:
+class NodeStack(Stack):
     name = "node+sharp"
+    field = "media"
 
     def __init__(self, procs, seed):
         self.redis, redis_pid = start_redis(procs, "redis-node")
@@ -193,19 +206,9 @@ class NodeStack:
         self.pids = [server.pid, worker.pid]
         self.redis_pids = [redis_pid]
 
-    def upload(self, path, data):
-        body, kind = multipart("media", path.name, data)
-        status, answer = request(self.port, "POST", "/upload", body, {"Content-Type": kind})
-        if status != 202:
-            raise RuntimeError(f"the Node stack answered {status}: {answer[:300]!r}")
-        return json.loads(answer)["jobId"]
-
-    def state(self, job):
-        status, answer = request(self.port, "GET", f"/jobs/{job}")
-        view = json.loads(answer)
-        if view["state"] == "failed":
-            raise RuntimeError(f"Node job {job} failed")
-        return view["state"] == "completed", view
+    @staticmethod
+    def job_id(answer):
+        return answer["jobId"]
 
     def outputs(self, job, view):
         data = subprocess.run(

@@ -23,7 +23,7 @@ use crate::queue::{
     ClaimedGarbage, DeleteProof, Garbage, JobId, JobState, Queue, QueueError, QueueResult,
     ReconnectDelay, Removed, StoredJob, Subject,
 };
-use crate::storage::{Storage, StorageSettings};
+use crate::storage::{Storage, StorageSettings, Stored};
 
 /// How long a sweep holds the entries it claimed: one that died comes back after this.
 const SWEEP_LEASE: Duration = Duration::from_secs(300);
@@ -223,6 +223,26 @@ impl Cleanup {
         }
     }
 
+    /// The contents among `found` older than `before` that no record references, by the records
+    /// listed (`referenced`) and by Redis's count.
+    async fn unreferenced(
+        &self,
+        found: Vec<Stored<String>>,
+        before: SystemTime,
+        referenced: &HashSet<String>,
+    ) -> QueueResult<Vec<String>> {
+        let mut unreferenced = Vec::new();
+        for stored in found {
+            if stored.modified < before
+                && !referenced.contains(&stored.what)
+                && !self.queue.is_referenced(&stored.what).await?
+            {
+                unreferenced.push(stored.what);
+            }
+        }
+        Ok(unreferenced)
+    }
+
     /// Sets an unreferenced original aside, asks Redis once more, and removes it (with the
     /// variants kept for reuse of those bytes) or puts it back.
     async fn remove_original(&self, sha: &str, report: &mut SweepReport) -> std::io::Result<()> {
@@ -327,25 +347,17 @@ impl Cleanup {
         .await
         .map_err(|e| QueueError::Protocol(format!("cannot list storage: {e}")))?;
         let mut garbage = Vec::new();
-        for original in originals {
-            if original.modified < before
-                && !referenced.contains(&original.what)
-                && !self.queue.is_referenced(&original.what).await?
-            {
-                garbage.push(Garbage::Content(original.what));
-                report.originals += 1;
-            }
-        }
+        let unreferenced_originals = self.unreferenced(originals, before, &referenced).await?;
+        report.originals = unreferenced_originals.len();
         // Variants kept for reuse of bytes nothing references (their original already gone).
-        for kept in made {
-            if kept.modified < before
-                && !referenced.contains(&kept.what)
-                && !self.queue.is_referenced(&kept.what).await?
-            {
-                garbage.push(Garbage::Content(kept.what));
-                report.made += 1;
-            }
-        }
+        let unreferenced_made = self.unreferenced(made, before, &referenced).await?;
+        report.made = unreferenced_made.len();
+        garbage.extend(
+            unreferenced_originals
+                .into_iter()
+                .chain(unreferenced_made)
+                .map(Garbage::Content),
+        );
         for tomb in tombs.into_iter().filter(|t| t.modified < before) {
             garbage.push(Garbage::Content(tomb.what));
             report.tombs += 1;

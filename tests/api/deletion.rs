@@ -496,12 +496,22 @@ async fn the_orphan_sweep_removes_old_unreferenced_files_and_nothing_referenced(
     // Everything old, so only references keep it.
     let mut referenced = Vec::new();
     for file in app.stored_files() {
-        if file.starts_with("originals/") || file.starts_with("variants/") {
+        if ["originals/", "variants/", "made/"]
+            .iter()
+            .any(|dir| file.starts_with(dir))
+        {
             age(&root.join(&file));
             referenced.push(file);
         }
     }
     age(&root.join("variants").join(&id));
+    let kept: Vec<&String> = referenced
+        .iter()
+        .filter(|f| f.starts_with("made/"))
+        .collect();
+    assert!(!kept.is_empty(), "the job's variants were kept for reuse");
+    let kept_dir = root.join(kept[0].split('/').take(2).collect::<Vec<_>>().join("/"));
+    age(&kept_dir);
     // A sweep died after setting the upload's original aside, and its entry is gone: the orphan
     // sweep finds the tomb, and as the content is referenced, puts it back.
     let original = referenced
@@ -527,6 +537,11 @@ async fn the_orphan_sweep_removes_old_unreferenced_files_and_nothing_referenced(
     let tomb = root.join(format!("tmp/{}.jpg.tomb", "ef".repeat(32)));
     std::fs::write(&tomb, b"tomb").unwrap();
     age(&tomb);
+    // Variants kept for bytes whose original and jobs are gone.
+    let orphan_made = root.join(format!("made/{}", "ab".repeat(32)));
+    std::fs::create_dir_all(orphan_made.join("0123456789abcdef")).unwrap();
+    std::fs::write(orphan_made.join("0123456789abcdef/thumb.webp"), b"webp").unwrap();
+    age(&orphan_made);
     // A young orphan may be an upload under way: left alone.
     let young = root.join(format!("originals/cd/{}.png", "cd".repeat(31) + "ef"));
     std::fs::write(&young, b"young").unwrap();
@@ -535,7 +550,9 @@ async fn the_orphan_sweep_removes_old_unreferenced_files_and_nothing_referenced(
     eventually(
         Duration::from_secs(10),
         "the orphans are removed",
-        || async { !orphan.exists() && !orphan_dir.exists() && !tomb.exists() },
+        || async {
+            !orphan.exists() && !orphan_dir.exists() && !tomb.exists() && !orphan_made.exists()
+        },
     )
     .await;
     assert!(young.exists());
