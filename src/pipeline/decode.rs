@@ -166,6 +166,7 @@ pub fn decode_within(
         has_location,
         first_frame_only,
         shrink,
+        turbo,
     } = open(&mut reader, limits, specs)?;
     if probe.memory_bytes > control.memory_bytes {
         return Err(PipelineError::TooLarge {
@@ -219,7 +220,7 @@ pub fn decode_within(
         reader.rewind().map_err(PipelineError::read)?;
         let mut jpeg = Vec::new();
         reader.read_to_end(&mut jpeg).map_err(PipelineError::read)?;
-        decode_jpeg(&jpeg, shrink)?
+        decode_jpeg(&jpeg, shrink, turbo)?
     } else if format == ImageFormat::WebP {
         drop(decoder);
         reader.rewind().map_err(PipelineError::read)?;
@@ -265,21 +266,28 @@ pub fn decode_within(
     })
 }
 
-/// A JPEG's pixels: from libjpeg-turbo at 1/`shrink` of the size, or from `image`'s decoder at
-/// full size for the kinds libjpeg-turbo leaves (CMYK, YCCK, lossless).
-fn decode_jpeg(jpeg: &[u8], shrink: u32) -> Result<DynamicImage, PipelineError> {
+/// A JPEG's pixels: from libjpeg-turbo at 1/`shrink` of the size when `turbo` (it decodes the
+/// kind), else from `image`'s decoder at full size. A file libjpeg-turbo fails on at full size is
+/// given to `image`'s decoder too, which may be more lenient; at a reduced scale it is not, as
+/// the memory granted was for that scale.
+fn decode_jpeg(jpeg: &[u8], shrink: u32, turbo: bool) -> Result<DynamicImage, PipelineError> {
     let format = ImageFormat::Jpeg;
     let corrupt = |detail: String| PipelineError::Corrupt { format, detail };
-    match jpeg::decode_rgb(jpeg, shrink).map_err(corrupt)? {
-        Some(decoded) => image::RgbImage::from_raw(decoded.width, decoded.height, decoded.pixels)
-            .map(DynamicImage::ImageRgb8)
-            .ok_or_else(|| corrupt("the decoder's buffer does not match its size".into())),
-        None => {
-            let decoder = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(jpeg))
-                .map_err(|e| PipelineError::from_decoder(format, e))?;
-            DynamicImage::from_decoder(decoder).map_err(|e| PipelineError::from_decoder(format, e))
+    if turbo {
+        match jpeg::decode_rgb(jpeg, shrink) {
+            Ok(decoded) => {
+                return image::RgbImage::from_raw(decoded.width, decoded.height, decoded.pixels)
+                    .map(DynamicImage::ImageRgb8)
+                    .ok_or_else(|| corrupt("the decoder's buffer does not match its size".into()));
+            }
+            Err(detail) if shrink > 1 => return Err(corrupt(detail)),
+            Err(_) => {}
         }
     }
+    let from_decoder = |e| PipelineError::from_decoder(format, e);
+    let decoder =
+        image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(jpeg)).map_err(from_decoder)?;
+    DynamicImage::from_decoder(decoder).map_err(from_decoder)
 }
 
 /// A still WebP's pixels from libwebp; the first frame of an animation (one over the frame limits)
@@ -326,6 +334,8 @@ struct Opened<D> {
     has_location: bool,
     /// For a JPEG: decode at 1/`shrink` of the size (1, 2, 4 or 8).
     shrink: u32,
+    /// For a JPEG: libjpeg-turbo decodes it (see `jpeg::Frame::turbo_decodes`).
+    turbo: bool,
 }
 
 /// Sniffs, checks a JPEG reaches its end, reads the header, checks the limits and estimates the
@@ -344,12 +354,14 @@ fn open<'a, R: BufRead + Seek + 'a>(
     } else {
         None
     };
+    let mut jpeg_frame = None;
     if format == ImageFormat::Jpeg {
         // Before decoding: the JPEG decoder would grey-fill a file that is cut short.
-        let whole = jpeg::reaches_end_marker(&mut *reader).map_err(PipelineError::read)?;
-        if !whole {
+        let structure = jpeg::structure(&mut *reader).map_err(PipelineError::read)?;
+        if !structure.whole {
             return Err(PipelineError::Truncated { format });
         }
+        jpeg_frame = structure.frame;
         reader.rewind().map_err(PipelineError::read)?;
     }
 
@@ -389,18 +401,28 @@ fn open<'a, R: BufRead + Seek + 'a>(
     } else {
         (shown_width, shown_height, orientation)
     };
-    let shrink = if format == ImageFormat::Jpeg && frames == 1 {
+    // Scaled only when libjpeg-turbo decodes it: the other decoder works at full size.
+    let turbo = jpeg_frame.is_some_and(|f| f.turbo_decodes());
+    let shrink = if turbo && frames == 1 {
         jpeg::shrink_for(shown_width, shown_height, specs)
     } else {
         1
     };
+    let full_pixels = u64::from(width) * u64::from(height);
     let (decoded_bytes, decoded_pixels) = if shrink > 1 {
         let (w, h) = jpeg::shrunk(width, height, shrink);
         let pixels = u64::from(w) * u64::from(h);
         (pixels * 3, pixels)
     } else {
-        (decoder.total_bytes(), u64::from(width) * u64::from(height))
+        (decoder.total_bytes(), full_pixels)
     };
+    // A progressive JPEG's decoder keeps every coefficient (two bytes each) of every component
+    // at full size until the last scan, whatever the output scale.
+    let coefficients = match jpeg_frame {
+        Some(frame) if frame.progressive => full_pixels * u64::from(frame.components) * 2,
+        _ => 0,
+    };
+    let decoded_bytes = decoded_bytes.saturating_add(coefficients);
     let memory_bytes = memory_needed(
         (decoded_bytes, decoded_pixels),
         file_bytes,
@@ -431,6 +453,7 @@ fn open<'a, R: BufRead + Seek + 'a>(
         has_location,
         first_frame_only,
         shrink,
+        turbo,
     })
 }
 

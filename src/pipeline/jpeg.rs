@@ -9,12 +9,13 @@
 //! Shrink-on-load: libjpeg-turbo can run its inverse DCT at 1/2, 1/4 or 1/8 of the size, which
 //! skips most of the decode's arithmetic and memory for a photo far larger than its variants.
 //! The factor leaves at least twice the pixels the largest variant needs, so the final resample
-//! (Lanczos) still does the shaping, as libvips does. libjpeg-turbo decodes only YCbCr, RGB and
-//! greyscale to RGB; CMYK and YCCK files (print workflows) go to `image`'s decoder.
+//! (Lanczos) still does the shaping, as libvips does. libjpeg-turbo decodes only 8-bit YCbCr, RGB
+//! and greyscale to RGB; CMYK, YCCK, lossless and 12-bit files go to `image`'s decoder, at full
+//! size, which the frame header (read by the same walk) tells before the memory is estimated.
 
 use std::io::{self, BufRead, Read};
 
-use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
+use turbojpeg_sys as tj;
 
 use super::geometry::plan;
 use super::spec::VariantSpec;
@@ -47,7 +48,7 @@ pub(crate) fn shrunk(width: u32, height: u32, shrink: u32) -> (u32, u32) {
 
 /// Progressive scans a JPEG may have. A real photo has about ten; thousands of tiny scans are a
 /// known way to make a small file take minutes to decode.
-const MAX_SCANS: u32 = 500;
+const MAX_SCANS: i32 = 500;
 
 /// What [`decode_rgb`] made: rows of 8-bit RGB, no padding.
 pub(crate) struct Decoded {
@@ -56,87 +57,188 @@ pub(crate) struct Decoded {
     pub height: u32,
 }
 
-/// Decodes `jpeg` to RGB at 1/`shrink` of its size with libjpeg-turbo. `Ok(None)` when it is a
-/// kind libjpeg-turbo does not turn into RGB (CMYK, YCCK, lossless), for `image` to decode.
-pub(crate) fn decode_rgb(jpeg: &[u8], shrink: u32) -> Result<Option<Decoded>, String> {
-    let mut decompressor = Decompressor::new().map_err(|e| e.to_string())?;
-    let header = decompressor.read_header(jpeg).map_err(|e| e.to_string())?;
-    let rgb_capable = matches!(
-        header.colorspace,
-        Colorspace::YCbCr | Colorspace::RGB | Colorspace::Gray
-    );
-    if !rgb_capable || header.is_lossless {
-        return Ok(None);
+/// A TurboJPEG decompressor, destroyed when dropped.
+struct Handle(tj::tjhandle);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // SAFETY: created by tj3Init, destroyed once.
+        unsafe { tj::tj3Destroy(self.0) }
     }
-    let factor = ScalingFactor::new(1, shrink as usize);
-    decompressor
-        .set_scaling_factor(factor)
-        .map_err(|e| e.to_string())?;
-    decompressor
-        .set_scan_limit(MAX_SCANS)
-        .map_err(|e| e.to_string())?;
-    let scaled = header.scaled(factor);
-    let mut pixels = vec![0; scaled.width * scaled.height * 3];
-    let image = Image {
-        pixels: &mut pixels[..],
-        width: scaled.width,
-        pitch: scaled.width * 3,
-        height: scaled.height,
-        format: PixelFormat::RGB,
-    };
-    decompressor
-        .decompress(jpeg, image)
-        .map_err(|e| e.to_string())?;
-    let side = |n: usize| u32::try_from(n).map_err(|_| "side out of range".to_string());
-    Ok(Some(Decoded {
-        pixels,
-        width: side(scaled.width)?,
-        height: side(scaled.height)?,
-    }))
+}
+
+impl Handle {
+    /// Whether the last call failed for good; a warning (extraneous bytes, an unknown JFIF
+    /// revision: libjpeg-turbo decoded the image anyway) is no failure, as for other decoders.
+    #[allow(clippy::unnecessary_cast)]
+    fn failed(&self, returned: i32) -> Option<String> {
+        // SAFETY: a live handle; the error string is libjpeg-turbo's, copied at once.
+        unsafe {
+            if returned == 0 || tj::tj3GetErrorCode(self.0) == tj::TJERR_TJERR_WARNING as i32 {
+                return None;
+            }
+            let message = std::ffi::CStr::from_ptr(tj::tj3GetErrorStr(self.0));
+            Some(message.to_string_lossy().into_owned())
+        }
+    }
+}
+
+/// Decodes `jpeg` (a kind [`Frame::turbo_decodes`]) to RGB at 1/`shrink` of its size with
+/// libjpeg-turbo.
+// bindgen gives the C enums' constants whichever integer type the platform's C compiler picks;
+// the casts make each the `int` the functions take, wherever they are already.
+#[allow(clippy::unnecessary_cast)]
+pub(crate) fn decode_rgb(jpeg: &[u8], shrink: u32) -> Result<Decoded, String> {
+    // SAFETY: every call gets the live handle; libjpeg-turbo reads `jpeg` within its length and
+    // writes `height` rows of `pitch` bytes into `pixels`, which was sized for exactly that from
+    // the scaled size libjpeg-turbo itself computes (TJSCALED, below).
+    unsafe {
+        let handle = Handle(tj::tj3Init(tj::TJINIT_TJINIT_DECOMPRESS as i32));
+        if handle.0.is_null() {
+            return Err("cannot start libjpeg-turbo".into());
+        }
+        let returned = tj::tj3DecompressHeader(handle.0, jpeg.as_ptr(), jpeg.len() as _);
+        if let Some(e) = handle.failed(returned) {
+            return Err(e);
+        }
+        let colorspace = tj::tj3Get(handle.0, tj::TJPARAM_TJPARAM_COLORSPACE as i32);
+        if colorspace == tj::TJCS_TJCS_CMYK as i32 || colorspace == tj::TJCS_TJCS_YCCK as i32 {
+            return Err("a CMYK JPEG goes to the other decoder".into());
+        }
+        let factor = tj::tjscalingfactor {
+            num: 1,
+            denom: shrink as i32,
+        };
+        if let Some(e) = handle.failed(tj::tj3SetScalingFactor(handle.0, factor)) {
+            return Err(e);
+        }
+        tj::tj3Set(handle.0, tj::TJPARAM_TJPARAM_SCANLIMIT as i32, MAX_SCANS);
+        let full = |param| tj::tj3Get(handle.0, param as i32);
+        let (full_w, full_h) = (
+            full(tj::TJPARAM_TJPARAM_JPEGWIDTH),
+            full(tj::TJPARAM_TJPARAM_JPEGHEIGHT),
+        );
+        if full_w <= 0 || full_h <= 0 {
+            return Err("the header has no size".into());
+        }
+        // TJSCALED: ceil(side * num / denom).
+        let (w, h) = shrunk(full_w as u32, full_h as u32, shrink);
+        let pitch = w as usize * 3;
+        let mut pixels = vec![0u8; pitch * h as usize];
+        let returned = tj::tj3Decompress8(
+            handle.0,
+            jpeg.as_ptr(),
+            jpeg.len() as _,
+            pixels.as_mut_ptr(),
+            pitch as i32,
+            tj::TJPF_TJPF_RGB as i32,
+        );
+        if let Some(e) = handle.failed(returned) {
+            return Err(e);
+        }
+        Ok(Decoded {
+            pixels,
+            width: w,
+            height: h,
+        })
+    }
 }
 
 const SOS: u8 = 0xDA;
 const EOI: u8 = 0xD9;
 
-/// True if the stream, read from its start, reaches an EOI marker after the segments and scans
-/// before it. Trailing bytes after EOI are fine (cameras append things). Malformed structure
-/// counts as whole: telling a broken file from a cut one is the decoder's job.
-pub(crate) fn reaches_end_marker(mut r: impl BufRead) -> io::Result<bool> {
+/// What the marker walk learns of a JPEG before anything decodes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Structure {
+    /// The data reaches an EOI marker after the segments and scans before it.
+    pub whole: bool,
+    /// The first frame header (SOF), if one was read.
+    pub frame: Option<Frame>,
+}
+
+/// A JPEG's frame header (SOF): what kind of JPEG it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Frame {
+    /// Bits a sample: 8 for nearly every photo, 12 or 16 for medical and scientific ones.
+    pub precision: u8,
+    /// 1 (greyscale), 3 (YCbCr or RGB) or 4 (CMYK or YCCK).
+    pub components: u8,
+    /// Progressive: the decoder then holds every coefficient of the image at full size,
+    /// whatever scale it outputs.
+    pub progressive: bool,
+    pub lossless: bool,
+}
+
+impl Frame {
+    /// Whether libjpeg-turbo decodes it to 8-bit RGB, at any scale.
+    pub fn turbo_decodes(&self) -> bool {
+        self.precision == 8 && matches!(self.components, 1 | 3) && !self.lossless
+    }
+}
+
+/// Walks the stream from its start through its segments and scans: whether it reaches an EOI
+/// marker (trailing bytes after it are fine: cameras append things), and its frame header.
+/// Malformed structure counts as whole: telling a broken file from a cut one is the decoder's
+/// job.
+pub(crate) fn structure(mut r: impl BufRead) -> io::Result<Structure> {
+    let mut found = Structure::default();
     let mut pending = None;
     loop {
         let marker = match pending.take() {
             Some(marker) => marker,
             None => match next_marker(&mut r)? {
                 Some(marker) => marker,
-                None => return Ok(false),
+                None => return Ok(found),
             },
         };
         match marker {
-            EOI => return Ok(true),
+            EOI => {
+                found.whole = true;
+                return Ok(found);
+            }
             // Markers that stand alone, without a length: SOI, TEM, RST0-7 (and a stray 0x00).
             0xD8 | 0x01 | 0xD0..=0xD7 | 0x00 => {}
             _ => {
                 let mut len = [0; 2];
                 if !read_all(&mut r, &mut len)? {
-                    return Ok(false);
+                    return Ok(found);
                 }
-                let Some(body) = u16::from_be_bytes(len).checked_sub(2) else {
-                    return Ok(true);
+                let Some(mut body) = u16::from_be_bytes(len).checked_sub(2) else {
+                    found.whole = true;
+                    return Ok(found);
                 };
+                if is_frame_header(marker) && found.frame.is_none() && body >= 6 {
+                    let mut head = [0; 6];
+                    if !read_all(&mut r, &mut head)? {
+                        return Ok(found);
+                    }
+                    body -= 6;
+                    found.frame = Some(Frame {
+                        precision: head[0],
+                        components: head[5],
+                        progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
+                        lossless: matches!(marker, 0xC3 | 0xC7 | 0xCB | 0xCF),
+                    });
+                }
                 if io::copy(&mut r.by_ref().take(u64::from(body)), &mut io::sink())?
                     < u64::from(body)
                 {
-                    return Ok(false);
+                    return Ok(found);
                 }
                 if marker == SOS {
                     match skip_entropy_coded_data(&mut r)? {
                         Some(marker) => pending = Some(marker),
-                        None => return Ok(false),
+                        None => return Ok(found),
                     }
                 }
             }
         }
     }
+}
+
+/// SOF0 to SOF15, less DHT (C4), JPG (C8) and DAC (CC), which share the range.
+fn is_frame_header(marker: u8) -> bool {
+    matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC)
 }
 
 /// Finds the next marker byte: skips to a 0xFF (decoders skip stray bytes between segments too),
@@ -233,15 +335,16 @@ mod tests {
 
     #[test]
     fn libjpeg_turbo_decodes_at_the_shrunk_size_and_declines_cmyk() {
-        // Proves the scaled decode's size matches `shrunk` (odd sides round up), and that a CMYK
-        // file is left to the other decoder rather than decoded wrongly.
+        // Proves the scaled decode's size matches `shrunk` (odd sides round up), that a CMYK
+        // file is refused rather than decoded wrongly (and the frame header says so first), and
+        // that a warning is no failure.
         let rgb = image::RgbImage::from_fn(101, 67, |x, y| image::Rgb([x as u8, y as u8, 90]));
         let mut jpeg = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
             .encode_image(&rgb)
             .unwrap();
         for shrink in [1, 2, 4, 8] {
-            let decoded = decode_rgb(&jpeg, shrink).unwrap().unwrap();
+            let decoded = decode_rgb(&jpeg, shrink).unwrap();
             assert_eq!((decoded.width, decoded.height), shrunk(101, 67, shrink));
             assert_eq!(
                 decoded.pixels.len(),
@@ -252,8 +355,15 @@ mod tests {
         jpeg_encoder::Encoder::new(&mut cmyk, 90)
             .encode(&[0u8; 8 * 8 * 4], 8, 8, jpeg_encoder::ColorType::Cmyk)
             .unwrap();
-        assert!(decode_rgb(&cmyk, 1).unwrap().is_none());
+        assert!(decode_rgb(&cmyk, 1).is_err());
+        let frame = structure(&cmyk[..]).unwrap().frame.unwrap();
+        assert_eq!((frame.components, frame.turbo_decodes()), (4, false));
         assert!(decode_rgb(b"not a jpeg", 1).is_err());
+        // Bytes between segments only make libjpeg-turbo warn: the image still decodes.
+        let mut noisy = jpeg[..2].to_vec();
+        noisy.extend_from_slice(b"junk");
+        noisy.extend_from_slice(&jpeg[2..]);
+        assert_eq!(decode_rgb(&noisy, 1).unwrap().width, 101);
     }
 
     /// SOI, an APP0, two scans (as in a progressive JPEG) with stuffed bytes and a restart
@@ -274,7 +384,7 @@ mod tests {
     #[test]
     fn a_jpeg_that_reaches_its_end_marker_is_whole() {
         // Proves stuffed bytes, restart markers, fill bytes and several scans are walked past.
-        assert!(reaches_end_marker(&whole_jpeg_structure()[..]).unwrap());
+        assert!(structure(&whole_jpeg_structure()[..]).unwrap().whole);
     }
 
     #[test]
@@ -282,7 +392,7 @@ mod tests {
         // Proves trailing data some cameras append is not mistaken for anything.
         let mut data = whole_jpeg_structure();
         data.extend(b"trailing thumbnail or padding");
-        assert!(reaches_end_marker(&data[..]).unwrap());
+        assert!(structure(&data[..]).unwrap().whole);
     }
 
     #[test]
@@ -290,7 +400,7 @@ mod tests {
         // Proves every truncation point, in a header, a length or scan data, is caught.
         let data = whole_jpeg_structure();
         for cut in 0..data.len() {
-            assert!(!reaches_end_marker(&data[..cut]).unwrap(), "cut at {cut}");
+            assert!(!structure(&data[..cut]).unwrap().whole, "cut at {cut}");
         }
     }
 
@@ -299,6 +409,6 @@ mod tests {
         // Proves a 0xFF at the end of one buffer and its marker at the start of the next are paired.
         let data = whole_jpeg_structure();
         let reader = io::BufReader::with_capacity(1, &data[..]);
-        assert!(reaches_end_marker(reader).unwrap());
+        assert!(structure(reader).unwrap().whole);
     }
 }
