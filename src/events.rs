@@ -100,18 +100,23 @@ impl Inbox {
         }
     }
 
-    /// The next delivery; `None` once the hub is gone.
-    pub async fn recv(&mut self) -> Option<Delivery> {
+    /// The next delivery. The inbox holds its own sender, so this waits as long as nothing is
+    /// routed here: sockets end on the process's stop signal, not on the hub's.
+    pub async fn recv(&mut self) -> Delivery {
         loop {
             if self.mailbox.lagged.swap(false, Ordering::Acquire) {
                 // What is queued is older than the snapshots the lag triggers: drop it.
                 while self.receiver.try_recv().is_ok() {}
-                return Some(Delivery::Lagged);
+                return Delivery::Lagged;
             }
             tokio::select! {
                 biased;
                 () = self.mailbox.wake.notified() => {}
-                delivery = self.receiver.recv() => return delivery,
+                delivery = self.receiver.recv() => {
+                    if let Some(delivery) = delivery {
+                        return delivery;
+                    }
+                }
             }
         }
     }
@@ -379,12 +384,12 @@ mod tests {
         fast.watch(job);
         for version in 1..=5 {
             hub.routes.route(job, event(job, version));
-            assert!(matches!(fast.recv().await, Some(Delivery::Event(_))));
+            assert!(matches!(fast.recv().await, Delivery::Event(_)));
         }
-        assert!(matches!(slow.recv().await, Some(Delivery::Lagged)));
+        assert!(matches!(slow.recv().await, Delivery::Lagged));
         hub.routes.route(job, event(job, 6));
         match slow.recv().await {
-            Some(Delivery::Event(e)) => assert_eq!(e.version, 6),
+            Delivery::Event(e) => assert_eq!(e.version, 6),
             other => panic!("expected the next event, got {other:?}"),
         }
     }
@@ -397,7 +402,7 @@ mod tests {
         let mut watching = hub.inbox();
         watching.watch(JobId::new());
         hub.routes.resync_all();
-        assert!(matches!(idle.recv().await, Some(Delivery::Resync)));
-        assert!(matches!(watching.recv().await, Some(Delivery::Resync)));
+        assert!(matches!(idle.recv().await, Delivery::Resync));
+        assert!(matches!(watching.recv().await, Delivery::Resync));
     }
 }

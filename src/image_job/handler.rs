@@ -259,14 +259,18 @@ impl Handler for ImageHandler {
     }
 }
 
-/// What decides a variant's bytes besides the upload's: the specs, the animation limits (an
-/// animation over them keeps only its first frame) and the pipeline's output version, hashed to
-/// 16 hex digits. Variants kept under another fingerprint are never reused.
+/// What decides a job's outcome besides the upload's bytes: the specs, the limits (an image over
+/// the size limits fails; an animation over the frame limits keeps only its first frame; the
+/// memory budget only delays) and the pipeline's output version, hashed to 16 hex digits.
+/// Variants kept under another fingerprint are never reused.
 fn settings_fingerprint(specs: &[VariantSpec], limits: &Limits) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     hasher.update(pipeline::OUTPUT_VERSION.to_be_bytes());
     hasher.update(serde_json::to_vec(specs).unwrap_or_default());
+    hasher.update(limits.max_pixels.to_be_bytes());
+    hasher.update(limits.max_width.to_be_bytes());
+    hasher.update(limits.max_height.to_be_bytes());
     hasher.update(limits.max_frames.to_be_bytes());
     hasher.update(limits.max_animation_pixels.to_be_bytes());
     hex::encode(&hasher.finalize()[..8])

@@ -174,13 +174,17 @@ fn render_all(
     };
     let encode_next = &encode_next;
     let results = std::thread::scope(|scope| {
+        // A thread the system cannot start now is a core not lent: the work goes on without it.
         let helpers: Vec<_> = (1..order.len())
             .map_while(|_| control.spare_cores.borrow())
-            .map(|loan| {
-                scope.spawn(move || {
-                    let _loan = loan;
-                    encode_next()
-                })
+            .map_while(|loan| {
+                std::thread::Builder::new()
+                    .name("pixdrop-encode".into())
+                    .spawn_scoped(scope, move || {
+                        let _loan = loan;
+                        encode_next()
+                    })
+                    .ok()
             })
             .collect();
         let mut results = encode_next();

@@ -101,8 +101,13 @@ impl Storage {
             std::fs::hard_link(source.join(&file), temp.path().join(&file))
                 .map_err(|e| with_path(e, "could not link", &source.join(&file)))?;
         }
-        std::fs::write(temp.path().join(RESULT), description)
-            .map_err(|e| with_path(e, "could not write", temp.path()))?;
+        // On disk before the entry is in place: a crash must not leave an entry that is there
+        // but empty, which would never be replaced.
+        let result = temp.path().join(RESULT);
+        std::fs::write(&result, description)
+            .and_then(|()| std::fs::File::open(&result)?.sync_all())
+            .map_err(|e| with_path(e, "could not write", &result))?;
+        sync_dir(temp.path())?;
         let temp = temp.keep();
         match std::fs::rename(&temp, &entry) {
             Ok(()) => sync_dir(&parent),

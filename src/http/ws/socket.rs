@@ -98,7 +98,7 @@ impl Socket {
             let step = tokio::select! {
                 message = messages.recv() => self.on_message(message).await,
                 delivery = self.inbox.recv() => match delivery {
-                    Some(Delivery::Resync) => {
+                    Delivery::Resync => {
                         let spread = self.settings.resync_spread_ms;
                         let delay = rand::random_range(0..=spread);
                         resync_at = Some(Box::pin(tokio::time::sleep(
@@ -285,9 +285,9 @@ impl Socket {
         self.inbox.unwatch(id);
     }
 
-    async fn on_delivery(&mut self, received: Option<Delivery>) -> Result<(), End> {
+    async fn on_delivery(&mut self, received: Delivery) -> Result<(), End> {
         match received {
-            Some(Delivery::Event(event)) => {
+            Delivery::Event(event) => {
                 let Some(Some(sent)) = self.watched.get_mut(&event.id) else {
                     return Ok(());
                 };
@@ -302,7 +302,7 @@ impl Socket {
                 )))
                 .await
             }
-            Some(Delivery::Deleted(id)) => {
+            Delivery::Deleted(id) => {
                 if !self.watched.contains_key(&id) {
                     return Ok(());
                 }
@@ -310,13 +310,12 @@ impl Socket {
                 self.send(&ServerMessage::Deleted { id }).await
             }
             // `run` schedules these, spread out; one arriving here is read at once.
-            Some(Delivery::Resync) => self.resync().await,
+            Delivery::Resync => self.resync().await,
             // This socket alone fell behind: no crowd to spread, so at once.
-            Some(Delivery::Lagged) => {
+            Delivery::Lagged => {
                 tracing::debug!("websocket lagged; sending snapshots");
                 self.resync().await
             }
-            None => Err(End::Close(CloseCode::Away, "pixdrop is shutting down")),
         }
     }
 
