@@ -147,3 +147,33 @@ fn size_limits_apply_to_the_image_as_displayed() {
         }
     ));
 }
+
+#[test]
+fn a_jpeg_decoded_at_a_quarter_keeps_its_size_orientation_and_corner() {
+    // Proves shrink-on-load end to end: a variant an eighth of the photo's size is made from a
+    // decode at 1/4 (leaving 2x for the resize), yet the original reports its full displayed size,
+    // the EXIF turn is applied, the marked corner lands where it should, and the memory estimate
+    // is that of the smaller decode.
+    let plain = jpeg(&marked_corner(640, 320, 160, RED, WHITE));
+    let bytes = splice_after_soi(&plain, &exif_orientation_segment(6, true));
+    let specs = [spec("small", 80, 80, Fit::Inside)];
+    let (received, processed) = process_bytes(&bytes, &specs);
+    assert_eq!(
+        (processed.original.width, processed.original.height),
+        (320, 640)
+    );
+    let small = &processed.variants[0];
+    assert_eq!((small.width, small.height), (40, 80));
+    let shown = read_webp(&received, &small.name);
+    assert_eq!(shown.dimensions(), (40, 80));
+    assert_eq!(red_corner(&shown), Corner::TopRight);
+    let limits = Limits::default();
+    let full = crate::pipeline::probe(std::io::Cursor::new(&bytes), &limits, &[]).unwrap();
+    let scaled = crate::pipeline::probe(std::io::Cursor::new(&bytes), &limits, &specs).unwrap();
+    let (full_pixels, quarter_pixels) = (640 * 320 * 3, 160 * 80 * 3);
+    assert_eq!(
+        full.memory_bytes - scaled.memory_bytes + 40 * 80 * 4 * 3,
+        full_pixels * 2 - quarter_pixels * 2,
+        "the decode and its turned copy are counted at a quarter of the size"
+    );
+}
