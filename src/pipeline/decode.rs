@@ -167,6 +167,7 @@ pub fn decode_within(
         first_frame_only,
         shrink,
         turbo,
+        stored,
     } = open(&mut reader, limits, specs)?;
     if probe.memory_bytes > control.memory_bytes {
         return Err(PipelineError::TooLarge {
@@ -220,13 +221,13 @@ pub fn decode_within(
         reader.rewind().map_err(PipelineError::read)?;
         let mut jpeg = Vec::new();
         reader.read_to_end(&mut jpeg).map_err(PipelineError::read)?;
-        decode_jpeg(&jpeg, shrink, turbo)?
+        decode_jpeg(&jpeg, stored, shrink, turbo)?
     } else if format == ImageFormat::WebP {
         drop(decoder);
         reader.rewind().map_err(PipelineError::read)?;
         let mut webp = Vec::new();
         reader.read_to_end(&mut webp).map_err(PipelineError::read)?;
-        decode_webp(&webp)?
+        decode_webp(&webp, stored)?
     } else {
         // For GIF and WebP this is the first frame of an animation.
         DynamicImage::from_decoder(decoder).map_err(from_decoder)?
@@ -267,14 +268,19 @@ pub fn decode_within(
 }
 
 /// A JPEG's pixels: from libjpeg-turbo at 1/`shrink` of the size when `turbo` (it decodes the
-/// kind), else from `image`'s decoder at full size. A file libjpeg-turbo fails on at full size is
+/// kind, and finds the `stored` size the limits and the memory grant were checked against), else from `image`'s decoder at full size. A file libjpeg-turbo fails on at full size is
 /// given to `image`'s decoder too, which may be more lenient; at a reduced scale it is not, as
 /// the memory granted was for that scale.
-fn decode_jpeg(jpeg: &[u8], shrink: u32, turbo: bool) -> Result<DynamicImage, PipelineError> {
+fn decode_jpeg(
+    jpeg: &[u8],
+    stored: (u32, u32),
+    shrink: u32,
+    turbo: bool,
+) -> Result<DynamicImage, PipelineError> {
     let format = ImageFormat::Jpeg;
     let corrupt = |detail: String| PipelineError::Corrupt { format, detail };
     if turbo {
-        match jpeg::decode_rgb(jpeg, shrink) {
+        match jpeg::decode_rgb(jpeg, stored, shrink) {
             Ok(decoded) => {
                 return image::RgbImage::from_raw(decoded.width, decoded.height, decoded.pixels)
                     .map(DynamicImage::ImageRgb8)
@@ -290,15 +296,16 @@ fn decode_jpeg(jpeg: &[u8], shrink: u32, turbo: bool) -> Result<DynamicImage, Pi
     DynamicImage::from_decoder(decoder).map_err(from_decoder)
 }
 
-/// A still WebP's pixels from libwebp; the first frame of an animation (one over the frame limits)
+/// A still WebP's pixels from libwebp (which must find the `stored` size the limits were checked
+/// against); the first frame of an animation (one over the frame limits)
 /// from `image`'s decoder.
-fn decode_webp(webp: &[u8]) -> Result<DynamicImage, PipelineError> {
+fn decode_webp(webp: &[u8], stored: (u32, u32)) -> Result<DynamicImage, PipelineError> {
     let format = ImageFormat::WebP;
     let corrupt = || PipelineError::Corrupt {
         format,
         detail: "the decoder's buffer does not match its size".into(),
     };
-    match libwebp::decode_still(webp) {
+    match libwebp::decode_still(webp, stored) {
         Ok(d) if d.has_alpha => image::RgbaImage::from_raw(d.width, d.height, d.pixels)
             .map(DynamicImage::ImageRgba8)
             .ok_or_else(corrupt),
@@ -336,6 +343,9 @@ struct Opened<D> {
     shrink: u32,
     /// For a JPEG: libjpeg-turbo decodes it (see `jpeg::Frame::turbo_decodes`).
     turbo: bool,
+    /// The size in the header, as stored (before the EXIF orientation): what the limits were
+    /// checked against, and all another decoder of the same file may find.
+    stored: (u32, u32),
 }
 
 /// Sniffs, checks a JPEG reaches its end, reads the header, checks the limits and estimates the
@@ -454,6 +464,7 @@ fn open<'a, R: BufRead + Seek + 'a>(
         first_frame_only,
         shrink,
         turbo,
+        stored: (width, height),
     })
 }
 

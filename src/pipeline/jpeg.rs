@@ -84,11 +84,17 @@ impl Handle {
 }
 
 /// Decodes `jpeg` (a kind [`Frame::turbo_decodes`]) to RGB at 1/`shrink` of its size with
-/// libjpeg-turbo.
+/// libjpeg-turbo. Its header must say `expected` (width, height): the size the limits and the
+/// memory grant were checked against when another parser read the header; a file two parsers read
+/// differently is refused, never decoded at a size nobody checked.
 // bindgen gives the C enums' constants whichever integer type the platform's C compiler picks;
 // the casts make each the `int` the functions take, wherever they are already.
 #[allow(clippy::unnecessary_cast)]
-pub(crate) fn decode_rgb(jpeg: &[u8], shrink: u32) -> Result<Decoded, String> {
+pub(crate) fn decode_rgb(
+    jpeg: &[u8],
+    expected: (u32, u32),
+    shrink: u32,
+) -> Result<Decoded, String> {
     // SAFETY: every call gets the live handle; libjpeg-turbo reads `jpeg` within its length and
     // writes `height` rows of `pitch` bytes into `pixels`, which was sized for exactly that from
     // the scaled size libjpeg-turbo itself computes (TJSCALED, below).
@@ -118,8 +124,11 @@ pub(crate) fn decode_rgb(jpeg: &[u8], shrink: u32) -> Result<Decoded, String> {
             full(tj::TJPARAM_TJPARAM_JPEGWIDTH),
             full(tj::TJPARAM_TJPARAM_JPEGHEIGHT),
         );
-        if full_w <= 0 || full_h <= 0 {
-            return Err("the header has no size".into());
+        if (full_w as i64, full_h as i64) != (i64::from(expected.0), i64::from(expected.1)) {
+            return Err(format!(
+                "libjpeg-turbo reads the size as {full_w}x{full_h}, not {}x{}",
+                expected.0, expected.1
+            ));
         }
         // TJSCALED: ceil(side * num / denom).
         let (w, h) = shrunk(full_w as u32, full_h as u32, shrink);
@@ -344,7 +353,7 @@ mod tests {
             .encode_image(&rgb)
             .unwrap();
         for shrink in [1, 2, 4, 8] {
-            let decoded = decode_rgb(&jpeg, shrink).unwrap();
+            let decoded = decode_rgb(&jpeg, (101, 67), shrink).unwrap();
             assert_eq!((decoded.width, decoded.height), shrunk(101, 67, shrink));
             assert_eq!(
                 decoded.pixels.len(),
@@ -355,15 +364,18 @@ mod tests {
         jpeg_encoder::Encoder::new(&mut cmyk, 90)
             .encode(&[0u8; 8 * 8 * 4], 8, 8, jpeg_encoder::ColorType::Cmyk)
             .unwrap();
-        assert!(decode_rgb(&cmyk, 1).is_err());
+        assert!(decode_rgb(&cmyk, (8, 8), 1).is_err());
         let frame = structure(&cmyk[..]).unwrap().frame.unwrap();
         assert_eq!((frame.components, frame.turbo_decodes()), (4, false));
-        assert!(decode_rgb(b"not a jpeg", 1).is_err());
+        assert!(decode_rgb(b"not a jpeg", (101, 67), 1).is_err());
+        // A size other than the one the limits were checked against: refused, not decoded.
+        let err = decode_rgb(&jpeg, (100, 67), 1).err().unwrap();
+        assert!(err.contains("101x67, not 100x67"), "{err}");
         // Bytes between segments only make libjpeg-turbo warn: the image still decodes.
         let mut noisy = jpeg[..2].to_vec();
         noisy.extend_from_slice(b"junk");
         noisy.extend_from_slice(&jpeg[2..]);
-        assert_eq!(decode_rgb(&noisy, 1).unwrap().width, 101);
+        assert_eq!(decode_rgb(&noisy, (101, 67), 1).unwrap().width, 101);
     }
 
     /// SOI, an APP0, two scans (as in a progressive JPEG) with stuffed bytes and a restart

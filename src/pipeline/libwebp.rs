@@ -174,8 +174,10 @@ pub(crate) enum DecodeError {
     Corrupt(String),
 }
 
-/// Decodes a still WebP (lossy or lossless, with or without alpha) held in `data`.
-pub(crate) fn decode_still(data: &[u8]) -> Result<DecodedWebp, DecodeError> {
+/// Decodes a still WebP (lossy or lossless, with or without alpha) held in `data`, whose header
+/// must say `expected` (width, height): the size the limits were checked against when another
+/// parser read the header.
+pub(crate) fn decode_still(data: &[u8], expected: (u32, u32)) -> Result<DecodedWebp, DecodeError> {
     let status = |code: sys::VP8StatusCode| match code {
         sys::VP8StatusCode::VP8_STATUS_NOT_ENOUGH_DATA => DecodeError::Truncated,
         other => DecodeError::Corrupt(format!("libwebp: {other:?}")),
@@ -214,6 +216,12 @@ pub(crate) fn decode_still(data: &[u8]) -> Result<DecodedWebp, DecodeError> {
         let (Ok(w), Ok(h)) = (u32::try_from(width), u32::try_from(height)) else {
             return Err(DecodeError::Corrupt("negative size".into()));
         };
+        if (w, h) != expected {
+            return Err(DecodeError::Corrupt(format!(
+                "libwebp reads the size as {w}x{h}, not {}x{}",
+                expected.0, expected.1
+            )));
+        }
         let stride = width * channels;
         let mut pixels = vec![0u8; w as usize * h as usize * channels as usize];
         config.output.colorspace = if has_alpha {
@@ -315,7 +323,7 @@ mod tests {
             pixels.extend([200, (i % 256) as u8, 30, 128]);
         }
         let webp = encode_still(&pixels, true, 20, 10, &config(90.0, 4).unwrap(), &GO).unwrap();
-        let decoded = decode_still(&webp).unwrap();
+        let decoded = decode_still(&webp, (20, 10)).unwrap();
         assert_eq!(
             (decoded.width, decoded.height, decoded.has_alpha),
             (20, 10, true)
@@ -326,16 +334,24 @@ mod tests {
             "alpha kept"
         );
         assert_eq!(
-            decode_still(&webp[..webp.len() - 10]).err(),
+            decode_still(&webp[..webp.len() - 10], (20, 10)).err(),
             Some(DecodeError::Truncated)
         );
-        assert!(decode_still(b"RIFF\0\0\0\0WEBPVP8 junk").is_err());
+        assert!(decode_still(b"RIFF\0\0\0\0WEBPVP8 junk", (20, 10)).is_err());
+        // A size other than the one the limits were checked against: refused, not decoded.
+        assert!(matches!(
+            decode_still(&webp, (20, 11)),
+            Err(DecodeError::Corrupt(reason)) if reason.contains("20x10, not 20x11")
+        ));
         let green = [0u8, 255, 0, 255].repeat(16);
         let blue = [0u8, 0, 255, 255].repeat(16);
         let frames = [(green, 100), (blue, 100)];
         let animated =
             crate::pipeline::animation::encode(&frames, 4, 4, &config(80.0, 4).unwrap()).unwrap();
-        assert_eq!(decode_still(&animated).err(), Some(DecodeError::Animated));
+        assert_eq!(
+            decode_still(&animated, (4, 4)).err(),
+            Some(DecodeError::Animated)
+        );
     }
 
     #[test]
