@@ -23,7 +23,7 @@ use crate::queue::{
     ClaimedGarbage, DeleteProof, Garbage, JobId, JobState, Queue, QueueError, QueueResult,
     ReconnectDelay, Removed, StoredJob, Subject,
 };
-use crate::storage::{Storage, StorageSettings, Stored};
+use crate::storage::{SetAside, Storage, StorageSettings, Stored};
 
 /// How long a sweep holds the entries it claimed: one that died comes back after this.
 const SWEEP_LEASE: Duration = Duration::from_secs(300);
@@ -247,38 +247,31 @@ impl Cleanup {
     /// variants kept for reuse of those bytes) or puts it back.
     async fn remove_original(&self, sha: &str, report: &mut SweepReport) -> std::io::Result<()> {
         let (storage, content) = (self.storage.clone(), sha.to_owned());
-        let Some(aside) = blocking(move || storage.set_aside_original(&content)).await? else {
-            // No original (an orphan sweep found only kept variants): those go if unreferenced.
-            if !self
-                .queue
-                .is_referenced(sha)
-                .await
-                .map_err(std::io::Error::other)?
-            {
-                let (storage, content) = (self.storage.clone(), sha.to_owned());
-                blocking(move || storage.remove_made(&content)).await?;
-            }
-            return Ok(());
-        };
-        match self.queue.is_referenced(sha).await {
-            Ok(false) => {
+        // `None` when there is no original: an orphan sweep found only kept variants.
+        let aside = blocking(move || storage.set_aside_original(&content)).await?;
+        match (self.queue.is_referenced(sha).await, aside) {
+            (Ok(false), aside) => {
+                let removed_original = aside.is_some();
                 let (storage, content) = (self.storage.clone(), sha.to_owned());
                 blocking(move || {
-                    aside.remove()?;
+                    aside.map(SetAside::remove).transpose()?;
                     storage.remove_made(&content)
                 })
                 .await?;
-                report.originals_removed += 1;
+                report.originals_removed += usize::from(removed_original);
                 Ok(())
             }
-            Ok(true) => {
+            (Ok(true), None) => Ok(()),
+            (Ok(true), Some(aside)) => {
                 blocking(move || aside.put_back()).await?;
                 report.originals_kept += 1;
                 Ok(())
             }
-            Err(e) => {
+            (Err(e), aside) => {
                 // Unknown whether it is still garbage: keep it, and ask again after the lease.
-                blocking(move || aside.put_back()).await?;
+                if let Some(aside) = aside {
+                    blocking(move || aside.put_back()).await?;
+                }
                 Err(std::io::Error::other(format!(
                     "could not ask whether it is referenced: {e}"
                 )))

@@ -163,6 +163,7 @@ impl Routes {
     }
 
     /// How many jobs have a watcher.
+    #[cfg(test)]
     fn watched_jobs(&self) -> usize {
         lock(&self.by_job).len()
     }
@@ -223,11 +224,6 @@ impl EventHub {
             routes: self.routes.clone(),
             watching: HashSet::new(),
         }
-    }
-
-    /// How many jobs some socket of this process watches.
-    pub fn watched_jobs(&self) -> usize {
-        self.routes.watched_jobs()
     }
 }
 
@@ -352,7 +348,7 @@ mod tests {
         watches_b.watch(b);
         watches_both.watch(a);
         watches_both.watch(b);
-        assert_eq!(hub.watched_jobs(), 2);
+        assert_eq!(hub.routes.watched_jobs(), 2);
         hub.routes.route(a, event(a, 1));
         let got = |inbox: &mut Inbox| match inbox.receiver.try_recv() {
             Ok(Delivery::Event(e)) => Some(e.id),
@@ -366,9 +362,9 @@ mod tests {
         assert_eq!(got(&mut watches_both), None);
         assert_eq!(got(&mut watches_a), Some(a));
         drop(watches_a);
-        assert_eq!(hub.watched_jobs(), 1, "a's last watcher is gone");
+        assert_eq!(hub.routes.watched_jobs(), 1, "a's last watcher is gone");
         drop((watches_b, watches_both));
-        assert_eq!(hub.watched_jobs(), 0);
+        assert_eq!(hub.routes.watched_jobs(), 0);
         assert!(lock(&hub.routes.all).is_empty());
     }
 

@@ -38,7 +38,7 @@ pub(crate) fn config(quality: f32, effort: u8) -> Result<sys::WebPConfig, Encode
     let mut config = std::mem::MaybeUninit::<sys::WebPConfig>::zeroed();
     // SAFETY: libwebp initialises every field of the zeroed struct it is handed, or says it could
     // not (a header/library version mismatch), in which case the value is never read.
-    let config = unsafe {
+    let mut config = unsafe {
         if sys::WebPConfigInitInternal(
             config.as_mut_ptr(),
             sys::WebPPreset::WEBP_PRESET_DEFAULT,
@@ -52,7 +52,6 @@ pub(crate) fn config(quality: f32, effort: u8) -> Result<sys::WebPConfig, Encode
         }
         config.assume_init()
     };
-    let mut config = config;
     config.method = i32::from(effort.min(MAX_EFFORT));
     // SAFETY: a fully initialised config.
     if unsafe { sys::WebPValidateConfig(&config) } == 0 {
