@@ -173,11 +173,11 @@ impl<H: Handler> Worker<H> {
                 }
             };
             delay.reset();
-            // The id the last ack claimed for us, to activate without a BLMOVE.
-            let mut next: Option<String> = None;
+            // The job the last ack claimed and activated for us, to run without a BLMOVE.
+            let mut next: Option<Claim> = None;
             loop {
                 let claim = match next.take() {
-                    Some(raw) => conn.activate(&raw).await,
+                    Some(claim) => Ok(claim),
                     None => tokio::select! {
                         biased;
                         _ = self.stop.wait_for(|s| *s) => return,
@@ -212,10 +212,10 @@ impl<H: Handler> Worker<H> {
         Ok(conn)
     }
 
-    /// Runs one job and records how it ended. Returns the next id the ack claimed (if any), or
+    /// Runs one job and records how it ended. Returns the next job the ack claimed (if any), or
     /// `None` when the connection had to be replaced, so the caller reconnects (and sweeps).
     #[tracing::instrument(skip_all, fields(job_id = %job.id, attempt = job.attempt))]
-    async fn run_job(&mut self, conn: &mut WorkerConn, job: Claimed) -> Option<Option<String>> {
+    async fn run_job(&mut self, conn: &mut WorkerConn, job: Claimed) -> Option<Option<Claim>> {
         let progress = conn.progress_reporter(&job);
         let timeout = self.settings.job_timeout();
         let run = AssertUnwindSafe(self.handler.handle(&job, &progress)).catch_unwind();
@@ -245,7 +245,7 @@ impl<H: Handler> Worker<H> {
         conn: &mut WorkerConn,
         job: &Claimed,
         outcome: &Outcome,
-    ) -> Option<Option<String>> {
+    ) -> Option<Option<Claim>> {
         let mut delay = ReconnectDelay::new();
         let mut fresh = true;
         loop {
@@ -255,8 +255,8 @@ impl<H: Handler> Worker<H> {
                 Outcome::Succeeded(result) if claim_next => conn
                     .ack_and_claim_next(job, result)
                     .await
-                    .map(|(settled, id)| {
-                        next = id;
+                    .map(|(settled, claim)| {
+                        next = claim;
                         settled
                     }),
                 Outcome::Succeeded(result) => conn.ack(job, result).await,

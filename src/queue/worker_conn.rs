@@ -138,23 +138,7 @@ impl WorkerConn {
             .arg(keys.events())
             .invoke_async(&mut self.scripts)
             .await?;
-        let protocol = || QueueError::Protocol(format!("activate answered {answer:?}"));
-        match answer.as_slice() {
-            [status, lease, attempt, max_attempts, payload] if status == "active" => {
-                Ok(Claim::Job(Claimed {
-                    id,
-                    lease: lease.clone(),
-                    attempt: attempt.parse().map_err(|_| protocol())?,
-                    max_attempts: max_attempts.parse().map_err(|_| protocol())?,
-                    payload: serde_json::from_str(payload).unwrap_or(Value::Null),
-                }))
-            }
-            [status, found] if status == "skip" => Ok(Claim::Skipped {
-                id: raw_id.to_owned(),
-                state: found_state(found)?,
-            }),
-            _ => Err(protocol()),
-        }
+        activation(raw_id, Some(id), &answer)
     }
 
     /// Records progress; `false` when the lease is lost (cancelled or reaped): stop working.
@@ -176,12 +160,13 @@ impl WorkerConn {
     }
 
     /// Acks, and in the same atomic step moves the next waiting id (if any) into this worker's
-    /// list; the caller activates it next. A busy worker so claims without a separate BLMOVE.
+    /// list and activates it: a busy worker so settles one job and starts the next in one round
+    /// trip. The claim is `None` when nothing was waiting.
     pub async fn ack_and_claim_next(
         &mut self,
         job: &Claimed,
         result: &Value,
-    ) -> QueueResult<(Settled, Option<String>)> {
+    ) -> QueueResult<(Settled, Option<Claim>)> {
         self.ack_inner(job, result, true).await
     }
 
@@ -190,7 +175,7 @@ impl WorkerConn {
         job: &Claimed,
         result: &Value,
         claim_next: bool,
-    ) -> QueueResult<(Settled, Option<String>)> {
+    ) -> QueueResult<(Settled, Option<Claim>)> {
         let keys = self.queue.keys();
         let retention = self.queue.settings().completed_retention_secs * 1000;
         let scripts = &self.queue.inner.scripts;
@@ -200,11 +185,25 @@ impl WorkerConn {
             .arg(result.to_string())
             .arg(retention)
             .arg(keys.events())
-            .arg(if claim_next { "1" } else { "0" });
-        let mut answer: Vec<String> = invocation.invoke_async(&mut self.scripts).await?;
-        // The last element is the next id ('' for none); the rest is a fenced answer.
-        let next = answer.pop().filter(|id| !id.is_empty());
-        Ok((settled(answer)?, next))
+            .arg(if claim_next { "1" } else { "0" })
+            .arg(keys.tag());
+        let answer: Vec<String> = invocation.invoke_async(&mut self.scripts).await?;
+        let protocol = || QueueError::Protocol(format!("ack answered {answer:?}"));
+        let (settled, next) = match answer.as_slice() {
+            [done, _, next @ ..] if done == "1" => (Settled::Done, next),
+            [done, found, next @ ..] if done == "0" => (
+                Settled::LeaseLost {
+                    state: found_state(found)?,
+                },
+                next,
+            ),
+            _ => return Err(protocol()),
+        };
+        let next = match next {
+            [] => None,
+            [raw_id, activated @ ..] => Some(activation(raw_id, raw_id.parse().ok(), activated)?),
+        };
+        Ok((settled, next))
     }
 
     /// The attempt failed: retry after a backoff when the error is transient and attempts remain,
@@ -312,6 +311,28 @@ fn fenced<'a>(
         .arg(&job.lease)
         .arg(queue.now());
     invocation
+}
+
+/// Decodes an activation's answer (see `activate_job` in `lua/prelude.lua`) for the id `raw_id`,
+/// `id` when it parses as one of ours.
+fn activation(raw_id: &str, id: Option<JobId>, answer: &[String]) -> QueueResult<Claim> {
+    let protocol = || QueueError::Protocol(format!("activation answered {answer:?}"));
+    match (answer, id) {
+        ([status, lease, attempt, max_attempts, payload], Some(id)) if status == "active" => {
+            Ok(Claim::Job(Claimed {
+                id,
+                lease: lease.clone(),
+                attempt: attempt.parse().map_err(|_| protocol())?,
+                max_attempts: max_attempts.parse().map_err(|_| protocol())?,
+                payload: serde_json::from_str(payload).unwrap_or(Value::Null),
+            }))
+        }
+        ([status, found], _) if status == "skip" => Ok(Claim::Skipped {
+            id: raw_id.to_owned(),
+            state: found_state(found)?,
+        }),
+        _ => Err(protocol()),
+    }
 }
 
 /// Decodes `{1}` or `{0, state}`, the answer of every fenced transition.

@@ -96,3 +96,63 @@ async fn two_thousand_jobs_through_eight_workers_in_two_instances_each_complete_
     let depths = queue.depths().await.unwrap();
     assert_eq!((depths.waiting, depths.retrying), (0, 0));
 }
+
+/// How many times Redis ran each of `commands` as a client's command (`INFO commandstats`; a
+/// script's own calls count under their names, never as `evalsha`).
+async fn calls(redis: &TestRedis, commands: &[&str]) -> Vec<u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut redis.conn().await)
+        .await
+        .unwrap();
+    commands
+        .iter()
+        .map(|command| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+                .and_then(|rest| rest.split(',').next())
+                .map_or(0, |n| n.parse().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_worker_settles_each_job_and_starts_the_next_in_one_round_trip() {
+    // With jobs waiting, a worker's ack claims and activates the next one: one script per job,
+    // and a blocking claim only when the list ran dry (once at the start, once at the end).
+    const JOBS: u64 = 300;
+    let redis = TestRedis::start();
+    let queue = redis.queue();
+    let payloads: Vec<Value> = (0..JOBS).map(|i| json!({"n": i})).collect();
+    let ids = queue.enqueue_batch(&payloads).await.unwrap();
+    let runs = Arc::new(Mutex::new(HashMap::new()));
+    let handler = Counting {
+        instance: "a",
+        runs: runs.clone(),
+    };
+    let before = calls(&redis, &["evalsha", "blmove"]).await;
+    let pool = WorkerPool::new(queue.clone(), handler, workers(1));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(pool.run(async {
+        let _ = stopped.await;
+    }));
+    crate::support::eventually(Duration::from_secs(30), "every job to run", || async {
+        runs.lock().unwrap().len() == ids.len()
+    })
+    .await;
+    let last = *ids.last().unwrap();
+    crate::support::eventually(Duration::from_secs(10), "the last ack", || async {
+        queue.job(&last).await.unwrap().unwrap().state == JobState::Completed
+    })
+    .await;
+    let after = calls(&redis, &["evalsha", "blmove"]).await;
+    stop.send(()).unwrap();
+    running.await.unwrap();
+    let (scripts, claims) = (after[0] - before[0], after[1] - before[1]);
+    // Upkeep (heartbeat, promote, reaper) adds a few scripts a second; the jobs take far less.
+    assert!(
+        (JOBS..JOBS + 20).contains(&scripts),
+        "{scripts} scripts for {JOBS} jobs"
+    );
+    assert!(claims <= 3, "{claims} blocking claims for {JOBS} jobs");
+}

@@ -322,18 +322,24 @@ async fn every_key_shares_one_hash_tag() {
 }
 
 #[tokio::test]
-async fn an_ack_can_claim_the_next_waiting_job_in_the_same_step() {
-    // A busy worker's ack moves the next id into its own list; activating it runs it as usual.
+async fn an_ack_can_claim_and_activate_the_next_waiting_job_in_the_same_step() {
+    // A busy worker's ack moves the next id into its own list and activates it: the answer is the
+    // job to run, with its lease, as a claim would give it.
     let redis = TestRedis::start();
     let queue = redis.queue();
-    let first = queue.enqueue(&json!({})).await.unwrap();
-    let second = queue.enqueue(&json!({})).await.unwrap();
+    let first = queue.enqueue(&json!({"n": 1})).await.unwrap();
+    let second = queue.enqueue(&json!({"n": 2})).await.unwrap();
     let (mut conn, job) = claim(&queue, "i/0").await;
     assert_eq!(job.id, first);
     let (settled, next) = conn.ack_and_claim_next(&job, &json!(1)).await.unwrap();
+    assert_eq!(settled, Settled::Done);
+    let next = match next {
+        Some(Claim::Job(next)) => next,
+        other => panic!("expected the second job, got {other:?}"),
+    };
     assert_eq!(
-        (settled, next.clone()),
-        (Settled::Done, Some(second.to_string()))
+        (next.id, next.attempt, next.payload.clone()),
+        (second, 1, json!({"n": 2}))
     );
     let processing: Vec<String> = redis
         .conn()
@@ -346,16 +352,67 @@ async fn an_ack_can_claim_the_next_waiting_job_in_the_same_step() {
         [second.to_string()],
         "claimed: in the worker's list, not waiting"
     );
-    match conn.activate(&next.unwrap()).await.unwrap() {
-        Claim::Job(job) => assert_eq!((job.id, job.attempt), (second, 1)),
-        other => panic!("expected the second job, got {other:?}"),
-    }
+    let record = queue.job(&second).await.unwrap().unwrap();
+    assert_eq!(record.state, JobState::Active);
+    assert_eq!(
+        conn.ack(&next, &json!(2)).await.unwrap(),
+        Settled::Done,
+        "the lease the ack handed out fences the next job's own ack"
+    );
     let (settled, next) = conn.ack_and_claim_next(&job, &json!(1)).await.unwrap();
     assert_eq!(
-        (settled, next),
-        (Settled::Done, None),
+        (settled, next.is_none()),
+        (Settled::Done, true),
         "a repeated ack; nothing left to claim"
     );
+}
+
+#[tokio::test]
+async fn an_ack_drops_a_next_id_without_a_record_and_still_claims_after_a_lost_lease() {
+    // The id the ack moves may name no runnable job (here: a record Redis lost): it is dropped from
+    // the worker's list and reported as skipped. A lost lease still lets the worker claim.
+    let redis = TestRedis::start();
+    let queue = redis.queue();
+    let first = queue.enqueue(&json!({})).await.unwrap();
+    let second = queue.enqueue(&json!({})).await.unwrap();
+    let (mut conn, job) = claim(&queue, "i/0").await;
+    assert_eq!(job.id, first);
+    let lost = pixdrop::queue::JobId::new();
+    let _: i64 = redis
+        .conn()
+        .await
+        .rpush(queue.keys().waiting(), lost.to_string())
+        .await
+        .unwrap();
+    let (settled, next) = conn.ack_and_claim_next(&job, &json!(1)).await.unwrap();
+    assert_eq!(settled, Settled::Done);
+    match next {
+        Some(Claim::Skipped { id, state }) => assert_eq!((id, state), (lost.to_string(), None)),
+        other => panic!("expected the lost id skipped, got {other:?}"),
+    }
+    let processing: Vec<String> = redis
+        .conn()
+        .await
+        .lrange(queue.keys().processing("i/0"), 0, -1)
+        .await
+        .unwrap();
+    assert!(processing.is_empty(), "{processing:?}");
+    let anyone = Subject::anonymous();
+    let (mut conn, job) = claim(&queue, "i/0").await;
+    assert_eq!(job.id, second);
+    queue.cancel(&second, &anyone).await.unwrap();
+    let third = queue.enqueue(&json!({})).await.unwrap();
+    let (settled, next) = conn.ack_and_claim_next(&job, &json!(1)).await.unwrap();
+    assert_eq!(
+        settled,
+        Settled::LeaseLost {
+            state: Some(JobState::Cancelled)
+        }
+    );
+    match next {
+        Some(Claim::Job(next)) => assert_eq!(next.id, third),
+        other => panic!("expected the third job, got {other:?}"),
+    }
 }
 
 #[tokio::test]

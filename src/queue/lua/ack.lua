@@ -1,12 +1,15 @@
 -- ack: the job finished; record its result, schedule the record's expiry, and (when the worker
--- asks) move the next waiting id into the worker's processing list, so a busy worker claims its
--- next job in the same round trip instead of a separate BLMOVE.
+-- asks) move the next waiting id into the worker's processing list and activate it, so a busy
+-- worker settles one job and starts the next in one round trip instead of three (ack, BLMOVE,
+-- activate).
 -- KEYS[1]: the job hash   KEYS[2]: the worker's processing list   KEYS[3]: the waiting list
 -- KEYS[4]: the expiry schedule of finished jobs
 -- ARGV[1]: job id   ARGV[2]: owner   ARGV[3]: lease   ARGV[4]: now (ms)   ARGV[5]: result (JSON)
 -- ARGV[6]: retention (ms)   ARGV[7]: events channel   ARGV[8]: '1' to claim the next id
--- Returns: {1, next id or ''} completed (or already completed by this very lease);
---          {0, state, next id or ''} not owned: the lease was lost, the record is unchanged
+-- ARGV[9]: the `{prefix}` tag (the next job's key is built from it, in the same slot)
+-- Returns {settled, state, next...}: settled '1' completed (or already completed by this very
+-- lease; state ''), '0' not owned: the lease was lost, the record is unchanged (state: the job's).
+-- next: nothing, or the next id followed by `activate_job`'s answer for it.
 local job, status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'completed')
 release(KEYS[2], KEYS[3], ARGV[1], job.state)
 local answer
@@ -17,15 +20,19 @@ if status == 'held' then
   schedule_expiry(KEYS[4], ARGV[1], ARGV[4], ARGV[6])
   job.state, job.progress, job.step, job.error_code = 'completed', 100, nil, nil
   publish_event(ARGV[7], ARGV[1], job, ARGV[4], ARGV[5])
-  answer = {1}
+  answer = {'1', ''}
 elseif status == 'done' then
-  answer = {1}
+  answer = {'1', ''}
 else
-  answer = {0, status}
+  answer = {'0', status}
 end
-local next_id = ''
 if ARGV[8] == '1' then
-  next_id = redis.call('LMOVE', KEYS[3], KEYS[2], 'RIGHT', 'LEFT') or ''
+  local next_id = redis.call('LMOVE', KEYS[3], KEYS[2], 'RIGHT', 'LEFT')
+  if next_id then
+    answer[3] = next_id
+    local next_job = activate_job(ARGV[9] .. ':job:' .. next_id, KEYS[2], next_id, ARGV[2],
+      ARGV[4], ARGV[7])
+    for _, v in ipairs(next_job) do answer[#answer + 1] = v end
+  end
 end
-if answer[1] == 1 then answer[2] = next_id else answer[3] = next_id end
 return answer

@@ -80,6 +80,35 @@ local function publish_current(channel, job_key, id, now)
   publish_event(channel, id, job, now, result or nil, due_at or nil)
 end
 
+-- Activation: a worker just moved the id into its processing list; mark the job active, count
+-- the attempt and hand out a new lease (the fencing token for every later call). Used by
+-- `activate.lua` after a BLMOVE, and by `ack.lua` for the next id it claims, so a busy worker
+-- finishes one job and starts the next in one round trip.
+-- Returns {'active', lease, attempts, max_attempts, payload}, or {'skip', state} when the job is not
+-- runnable (cancelled meanwhile, or its record expired; 'missing' for no record): the id is then
+-- dropped from the processing list.
+local function activate_job(job_key, processing, id, owner, now, channel)
+  local job = read_job(job_key, true)
+  if job.state == 'active' and job.owner == owner then
+    -- A repeat of our own activation whose reply was lost: same lease, nothing counted twice.
+    return {'active', job.lease, job.attempts, job.max_attempts, job.payload}
+  end
+  if job.state ~= 'queued' then
+    redis.call('LREM', processing, 1, id)
+    return {'skip', job.state or 'missing'}
+  end
+  -- A queued job has no step (every path back to queued clears it) and no due_at (promote clears it).
+  job.state = 'active'
+  job.attempts = tonumber(job.attempts) + 1
+  job.lease = tostring(tonumber(job.lease) + 1)
+  job.progress = 0
+  redis.call('HSET', job_key, 'state', 'active', 'attempts', job.attempts, 'lease', job.lease,
+    'owner', owner, 'started_at', now, 'updated_at', now, 'progress', 0,
+    'version', next_version(job))
+  publish_event(channel, id, job, now)
+  return {'active', job.lease, tostring(job.attempts), job.max_attempts, job.payload}
+end
+
 -- Takes the id out of the worker's processing list, once the fence was checked and with the job's
 -- state as it was found. A job still `queued` in the list is one whose activation never reached
 -- the disk (Redis crashed and lost it): it would be in no list at all, so it goes back to the
