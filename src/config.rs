@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::auth::AuthSettings;
 use crate::auth::quotas::QuotaSettings;
 use crate::http::settings::{MediaSettings, ServerSettings, UploadSettings, WebSocketSettings};
+use crate::logging::LogSettings;
 use crate::pipeline::{Limits, VariantSpec};
 use crate::queue::{QueueSettings, WorkerSettings};
 use crate::redis_connect::RedisSettings;
@@ -39,6 +40,7 @@ pub struct Settings {
     pub pipeline: Limits,
     /// The WebP variants made of every upload (`[[variants]]` tables).
     pub variants: Vec<VariantSpec>,
+    pub log: LogSettings,
 }
 
 impl Default for Settings {
@@ -56,6 +58,7 @@ impl Default for Settings {
             media: MediaSettings::default(),
             pipeline: Limits::default(),
             variants: VariantSpec::defaults(),
+            log: LogSettings::default(),
         }
     }
 }
@@ -107,6 +110,7 @@ impl Settings {
         self.uploads.check(&mut checks);
         self.websocket.check(&mut checks);
         self.media.check(&mut checks);
+        self.log.check(&mut checks);
         for (field, problem) in self.pipeline.problems() {
             checks.refuse(&format!("pipeline.{field}"), format!("pipeline.{problem}"));
         }

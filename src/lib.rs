@@ -43,6 +43,7 @@ pub mod events;
 pub mod fuzzing;
 pub mod http;
 pub mod image_job;
+pub mod logging;
 pub mod pipeline;
 pub mod queue;
 pub mod redis_connect;

@@ -51,12 +51,6 @@ enum TokenCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,actix_server=warn".into()),
-        )
-        .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -76,6 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // Before any thread starts, so every thread leaves the stop signals to it.
     let signals = Signals::install()?;
     let settings = Settings::load(cli.config.as_deref())?;
+    settings.log.install();
     let redis = RedisTarget::resolve(&settings.redis, &settings.storage.dir)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(async {

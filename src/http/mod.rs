@@ -3,6 +3,7 @@
 //! `problem.rs`). `/ws` streams job events live (see `ws.rs`); `/` is the upload page. Routes that
 //! act for someone take a [`caller::Caller`], which authenticates the request first.
 
+mod access_log;
 pub mod admin;
 mod body;
 pub mod caller;
@@ -49,6 +50,7 @@ pub struct AppState {
     pub shutting_down: Arc<AtomicBool>,
 }
 
+pub use access_log::log_request;
 pub use catch_panic::catch_panics;
 pub use gate::Gate;
 pub use origin::{OriginPolicy, check_origin};

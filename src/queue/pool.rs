@@ -216,6 +216,8 @@ impl<H: Handler> Worker<H> {
     /// `None` when the connection had to be replaced, so the caller reconnects (and sweeps).
     #[tracing::instrument(skip_all, fields(job_id = %job.id, attempt = job.attempt))]
     async fn run_job(&mut self, conn: &mut WorkerConn, job: Claimed) -> Option<Option<Claim>> {
+        tracing::info!(worker = %self.name, "job started");
+        let started = std::time::Instant::now();
         let progress = conn.progress_reporter(&job);
         let timeout = self.settings.job_timeout();
         let run = AssertUnwindSafe(self.handler.handle(&job, &progress)).catch_unwind();
@@ -234,7 +236,8 @@ impl<H: Handler> Worker<H> {
             },
             _ = self.abort.wait_for(|a| *a) => Outcome::HandBack,
         };
-        self.settle(conn, &job, &outcome).await
+        let ms = started.elapsed().as_millis() as u64;
+        self.settle(conn, &job, &outcome, ms).await
     }
 
     /// Records the outcome, retrying through Redis errors until it is recorded or the shutdown
@@ -245,6 +248,7 @@ impl<H: Handler> Worker<H> {
         conn: &mut WorkerConn,
         job: &Claimed,
         outcome: &Outcome,
+        ms: u64,
     ) -> Option<Option<Claim>> {
         let mut delay = ReconnectDelay::new();
         let mut fresh = true;
@@ -267,11 +271,11 @@ impl<H: Handler> Worker<H> {
             match recorded {
                 Ok(Settled::Done) => {
                     match outcome {
-                        Outcome::Succeeded(_) => tracing::debug!("job completed"),
+                        Outcome::Succeeded(_) => tracing::info!(ms, "job completed"),
                         Outcome::Failed(e) => {
-                            tracing::info!(code = %e.code, detail = %e.detail, "job failed")
+                            tracing::info!(ms, code = %e.code, detail = %e.detail, "job failed")
                         }
-                        Outcome::HandBack => tracing::info!("job handed back"),
+                        Outcome::HandBack => tracing::info!(ms, "job handed back"),
                     }
                     return answer;
                 }

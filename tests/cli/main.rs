@@ -2,6 +2,7 @@
 //! line when no Redis can be had.
 
 mod embedded;
+mod logs;
 #[path = "../support/photo.rs"]
 mod photo;
 

@@ -171,7 +171,9 @@ pub async fn upload(
             }
         },
     }
-    tracing::info!(jobs = ids.len(), subject = %caller.0.subject, "upload accepted");
+    for (id, job) in ids.iter().zip(&jobs) {
+        tracing::info!(job_id = %id, subject = %caller.0.subject, content = job.content.as_deref().unwrap_or(""), "job queued");
+    }
     Ok(HttpResponse::Accepted()
         .insert_header(("Location", format!("/jobs/{}", ids[0])))
         .json(json!({ "jobs": answers })))
