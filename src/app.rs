@@ -54,6 +54,8 @@ pub struct Application {
     auth: Arc<Authenticator>,
     /// The HTTP server and its port, unless worker-only.
     http: Option<(actix_web::dev::Server, u16)>,
+    /// The `metrics.bind` listener and its port, when set.
+    metrics: Option<(actix_web::dev::Server, u16)>,
     /// The task relaying job events to this process's websockets, when it serves HTTP.
     events: Option<tokio::task::JoinHandle<()>>,
     pool: Option<WorkerPool<ImageHandler>>,
@@ -69,6 +71,8 @@ impl Application {
     /// storage, binds the listener. Fails with the reason when any of that is impossible.
     pub async fn build(settings: &Settings, redis_url: &str, role: Role) -> anyhow::Result<Self> {
         settings.validate()?;
+        // Before anything is counted.
+        crate::telemetry::recorder();
         let queue = connect_queue(settings, redis_url)?;
         let report = queue.check_server().await.with_context(|| {
             format!(
@@ -179,9 +183,11 @@ impl Application {
             );
             WorkerPool::new(queue.clone(), handler, settings.workers.clone())
         });
+        let metrics = http::metrics::listener(&settings.metrics, &queue)?;
         Ok(Self {
             auth,
             http,
+            metrics,
             events,
             pool,
             cleanup,
@@ -200,10 +206,19 @@ impl Application {
         self.http.as_ref().map(|(_, port)| *port)
     }
 
+    /// The `metrics.bind` listener's port (useful with port 0), when set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
+    }
+
     /// Runs until `shutdown` resolves, then stops gracefully.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let stop_rx = self.stop.subscribe();
         let http = self.http.map(|(server, _)| {
+            let handle = server.handle();
+            (tokio::spawn(server), handle)
+        });
+        let metrics = self.metrics.map(|(server, _)| {
             let handle = server.handle();
             (tokio::spawn(server), handle)
         });
@@ -225,6 +240,11 @@ impl Application {
         }
         if let Some(pool) = pool {
             pool.await?;
+        }
+        // Last, so the shutdown itself can be watched.
+        if let Some((server, handle)) = metrics {
+            handle.stop(true).await;
+            server.await??;
         }
         if let Some(events) = self.events {
             events.await?;

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::auth::AuthSettings;
 use crate::auth::quotas::QuotaSettings;
+use crate::http::metrics::MetricsSettings;
 use crate::http::settings::{MediaSettings, ServerSettings, UploadSettings, WebSocketSettings};
 use crate::logging::LogSettings;
 use crate::pipeline::{Limits, VariantSpec};
@@ -41,6 +42,7 @@ pub struct Settings {
     /// The WebP variants made of every upload (`[[variants]]` tables).
     pub variants: Vec<VariantSpec>,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
 }
 
 impl Default for Settings {
@@ -59,6 +61,7 @@ impl Default for Settings {
             pipeline: Limits::default(),
             variants: VariantSpec::defaults(),
             log: LogSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -111,6 +114,7 @@ impl Settings {
         self.websocket.check(&mut checks);
         self.media.check(&mut checks);
         self.log.check(&mut checks);
+        self.metrics.check(&mut checks);
         for (field, problem) in self.pipeline.problems() {
             checks.refuse(&format!("pipeline.{field}"), format!("pipeline.{problem}"));
         }

@@ -245,8 +245,12 @@ async fn listen(
                     return;
                 }
                 tracing::warn!(%channel, "job events subscription lost; resubscribing");
+                crate::telemetry::redis_reconnect("events");
             }
-            Err(e) => tracing::warn!(error = %e, "cannot subscribe to job events; retrying"),
+            Err(e) => {
+                crate::telemetry::redis_error("events");
+                tracing::warn!(error = %e, "cannot subscribe to job events; retrying")
+            }
         }
         if !delay.wait(&mut stop).await {
             return;

@@ -50,4 +50,5 @@ pub mod redis_connect;
 pub mod redis_server;
 pub mod signals;
 pub mod storage;
+pub mod telemetry;
 pub mod validate;

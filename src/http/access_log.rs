@@ -1,6 +1,7 @@
 //! One log line per HTTP request, through `tracing` like every other line: method, path (with the
 //! query's credentials blanked), status, body size when known, and the time to the response's
 //! head. Target `pixdrop::http::access_log`, so a filter can keep or drop request lines alone.
+//! The same request is counted for `/metrics` by route pattern.
 
 use std::time::Instant;
 
@@ -9,6 +10,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, Uri};
 use actix_web::middleware::Next;
 
+use crate::telemetry;
+
 /// Middleware (for `actix_web::middleware::from_fn`).
 pub async fn log_request(
     req: ServiceRequest,
@@ -16,10 +19,20 @@ pub async fn log_request(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let request = request_line(req.method(), req.uri());
+    let method = req.method().clone();
     let answered = next.call(req).await;
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let took = started.elapsed();
+    let ms = took.as_secs_f64() * 1000.0;
     match &answered {
         Ok(response) => {
+            // The route's pattern (`/jobs/{id}`), never the path: one series per route.
+            let route = response.request().match_pattern();
+            telemetry::http_request(
+                method.as_str(),
+                route.as_deref().unwrap_or("unmatched"),
+                response.status().as_u16(),
+                took,
+            );
             let bytes = match response.response().body().size() {
                 BodySize::Sized(n) => Some(n),
                 BodySize::None => Some(0),
@@ -33,12 +46,11 @@ pub async fn log_request(
                 "request"
             );
         }
-        Err(e) => tracing::info!(
-            request = %request,
-            status = e.as_response_error().status_code().as_u16(),
-            ms = format_args!("{ms:.1}"),
-            "request"
-        ),
+        Err(e) => {
+            let status = e.as_response_error().status_code().as_u16();
+            telemetry::http_request(method.as_str(), "unmatched", status, took);
+            tracing::info!(request = %request, status, ms = format_args!("{ms:.1}"), "request")
+        }
     }
     answered
 }

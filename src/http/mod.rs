@@ -12,6 +12,7 @@ mod gate;
 mod health;
 mod jobs;
 pub mod media;
+pub mod metrics;
 mod origin;
 pub mod page;
 pub mod problem;
@@ -78,6 +79,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/", web::head().to(page::index))
         .route("/static/{path:.*}", web::get().to(page::file))
         .route("/static/{path:.*}", web::head().to(page::file))
+        .route("/metrics", web::get().to(metrics::metrics))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .default_service(web::to(not_found));

@@ -122,6 +122,7 @@ fn mime_json() -> actix_web::mime::Mime {
 impl From<crate::queue::QueueError> for Problem {
     fn from(e: crate::queue::QueueError) -> Self {
         tracing::warn!(error = %e, "redis unavailable");
+        crate::telemetry::redis_error("http");
         Self::unavailable("the job store is unreachable; nothing was changed, try again shortly")
     }
 }

@@ -379,6 +379,70 @@ impl Queue {
     }
 }
 
+/// The whole queue at one moment (see `lua/stats.lua`), whichever processes did the work.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub waiting: u64,
+    pub retrying: u64,
+    /// Jobs claimed by a worker and not yet settled.
+    pub active: u64,
+    /// Workers registered, across every instance.
+    pub workers: u64,
+    /// Jobs that ended in each state since the queue began: `completed`, `failed`, `cancelled`;
+    /// and `retried`, attempts that failed and were scheduled again.
+    pub finished: std::collections::BTreeMap<String, u64>,
+    /// Jobs failed for good, and attempts retried, by error code.
+    pub failed_by_code: std::collections::BTreeMap<String, u64>,
+    pub retried_by_code: std::collections::BTreeMap<String, u64>,
+}
+
+impl Queue {
+    /// The queue-wide figures, in one atomic read.
+    pub async fn stats(&self) -> QueueResult<QueueStats> {
+        let keys = &self.inner.keys;
+        let mut conn = self.conn().await?;
+        let answer: Vec<redis::Value> = self
+            .inner
+            .scripts
+            .stats
+            .key(keys.waiting())
+            .key(keys.retrying())
+            .key(keys.workers())
+            .key(keys.stats())
+            .arg(keys.tag())
+            .invoke_async(&mut conn)
+            .await?;
+        let protocol = || QueueError::Protocol(format!("stats answered {answer:?}"));
+        let number = |value: &redis::Value| -> QueueResult<u64> {
+            redis::from_redis_value_ref(value).map_err(|_| protocol())
+        };
+        let [waiting, retrying, active, workers, counters @ ..] = answer.as_slice() else {
+            return Err(protocol());
+        };
+        let mut stats = QueueStats {
+            waiting: number(waiting)?,
+            retrying: number(retrying)?,
+            active: number(active)?,
+            workers: number(workers)?,
+            ..QueueStats::default()
+        };
+        for pair in counters.chunks(2) {
+            let [field, value] = pair else {
+                return Err(protocol());
+            };
+            let field: String = redis::from_redis_value_ref(field).map_err(|_| protocol())?;
+            let value = number(value)?;
+            match field.split_once(':') {
+                Some(("failed", code)) => stats.failed_by_code.insert(code.to_owned(), value),
+                Some(("retried", code)) => stats.retried_by_code.insert(code.to_owned(), value),
+                Some(_) => None,
+                None => stats.finished.insert(field, value),
+            };
+        }
+        Ok(stats)
+    }
+}
+
 /// Reads a state a script reported, where `missing` means the job has no record (unknown, or
 /// expired): `None`.
 pub(super) fn found_state(found: &str) -> QueueResult<Option<JobState>> {

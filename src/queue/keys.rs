@@ -50,6 +50,7 @@ pub struct Keys {
     finished: String,
     garbage: String,
     blocked: String,
+    stats: String,
 }
 
 impl Keys {
@@ -64,6 +65,7 @@ impl Keys {
             finished: format!("{tag}:finished"),
             garbage: format!("{tag}:garbage"),
             blocked: format!("{tag}:blocked"),
+            stats: format!("{tag}:stats"),
             tag,
         }
     }
@@ -146,6 +148,12 @@ impl Keys {
     /// index, a content's references) build them from it, as `lua/prelude.lua` says.
     pub fn tag(&self) -> &str {
         &self.tag
+    }
+
+    /// Hash of queue-wide counters: jobs completed, failed (and by error code), cancelled, retried
+    /// (see `count` in `lua/prelude.lua`).
+    pub fn stats(&self) -> &str {
+        &self.stats
     }
 
     /// Sorted set of finished jobs, scored by when their record is removed (ms): see `expire.lua`.

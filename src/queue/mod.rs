@@ -38,7 +38,8 @@ mod worker_conn;
 
 pub use backoff::Backoff;
 pub use client::{
-    BlockedContent, CancelOutcome, Depths, NewJob, Queue, QueueError, QueueResult, ResubmitOutcome,
+    BlockedContent, CancelOutcome, Depths, NewJob, Queue, QueueError, QueueResult, QueueStats,
+    ResubmitOutcome,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use content::{ClaimedGarbage, Garbage, Pin, StoredJob};

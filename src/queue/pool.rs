@@ -20,6 +20,7 @@ use super::reachability::Reachability;
 use super::reconnect::ReconnectDelay;
 use super::settings::WorkerSettings;
 use super::worker_conn::{Claim, Claimed, Settled, WorkerConn};
+use crate::telemetry;
 
 /// What the pool runs for each job. The queue knows nothing about what a job means: the handler
 /// gets its JSON payload and returns a JSON result, or an error saying whether to retry.
@@ -160,11 +161,13 @@ struct Worker<H> {
 
 impl<H: Handler> Worker<H> {
     async fn run(mut self) {
+        let _counted = telemetry::Held::new(telemetry::WORKERS);
         let mut delay = ReconnectDelay::new();
         'connect: while !*self.stop.borrow() {
             let mut conn = match self.connect().await {
                 Ok(conn) => conn,
                 Err(e) => {
+                    telemetry::redis_error("worker");
                     tracing::warn!(worker = %self.name, error = %e, "redis unavailable; retrying");
                     if !delay.wait(&mut self.stop).await {
                         return;
@@ -172,6 +175,9 @@ impl<H: Handler> Worker<H> {
                     continue;
                 }
             };
+            if delay.has_waited() {
+                telemetry::redis_reconnect("worker");
+            }
             delay.reset();
             // The job the last ack claimed and activated for us, to run without a BLMOVE.
             let mut next: Option<Claim> = None;
@@ -194,6 +200,7 @@ impl<H: Handler> Worker<H> {
                         None => continue 'connect,
                     },
                     Err(e) => {
+                        telemetry::redis_error("worker");
                         tracing::warn!(worker = %self.name, error = %e, "claim failed; reconnecting");
                         if !delay.wait(&mut self.stop).await {
                             return;
@@ -216,7 +223,10 @@ impl<H: Handler> Worker<H> {
     /// `None` when the connection had to be replaced, so the caller reconnects (and sweeps).
     #[tracing::instrument(skip_all, fields(job_id = %job.id, attempt = job.attempt))]
     async fn run_job(&mut self, conn: &mut WorkerConn, job: Claimed) -> Option<Option<Claim>> {
-        tracing::info!(worker = %self.name, "job started");
+        let waited = self.queue.now().saturating_sub(job.queued_at);
+        telemetry::job_claimed(std::time::Duration::from_millis(waited));
+        tracing::info!(worker = %self.name, waited_ms = waited, "job started");
+        let _running = telemetry::Held::new(telemetry::JOBS_RUNNING);
         let started = std::time::Instant::now();
         let progress = conn.progress_reporter(&job);
         let timeout = self.settings.job_timeout();
@@ -236,8 +246,17 @@ impl<H: Handler> Worker<H> {
             },
             _ = self.abort.wait_for(|a| *a) => Outcome::HandBack,
         };
-        let ms = started.elapsed().as_millis() as u64;
-        self.settle(conn, &job, &outcome, ms).await
+        let took = started.elapsed();
+        telemetry::job_ran(
+            match &outcome {
+                Outcome::Succeeded(_) => "completed",
+                Outcome::Failed(_) => "failed",
+                Outcome::HandBack => "handed-back",
+            },
+            took,
+        );
+        self.settle(conn, &job, &outcome, took.as_millis() as u64)
+            .await
     }
 
     /// Records the outcome, retrying through Redis errors until it is recorded or the shutdown
@@ -287,6 +306,7 @@ impl<H: Handler> Worker<H> {
                     return answer;
                 }
                 Err(e) => {
+                    telemetry::redis_error("worker");
                     tracing::warn!(error = %e, "could not record the job's outcome; retrying");
                     if !delay.wait(&mut self.abort).await {
                         return None;

@@ -19,6 +19,11 @@ impl ReconnectDelay {
         Self { next: FIRST }
     }
 
+    /// True once it has waited since the last reset: a success now is a reconnection.
+    pub fn has_waited(&self) -> bool {
+        self.next > FIRST
+    }
+
     /// Called after a success: the next failure waits briefly again.
     pub fn reset(&mut self) {
         self.next = FIRST;

@@ -30,6 +30,7 @@ pub(super) struct Scripts {
     pub expire: Script,
     pub garbage_claim: Script,
     pub adopt: Script,
+    pub stats: Script,
 }
 
 impl Scripts {
@@ -54,6 +55,7 @@ impl Scripts {
             expire: load(include_str!("lua/expire.lua")),
             garbage_claim: load(include_str!("lua/garbage_claim.lua")),
             adopt: load(include_str!("lua/adopt.lua")),
+            stats: load(include_str!("lua/stats.lua")),
         }
     }
 }

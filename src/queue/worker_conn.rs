@@ -31,6 +31,9 @@ pub struct Claimed {
     pub attempt: u32,
     pub max_attempts: u32,
     pub payload: Value,
+    /// When the job last entered the queue (ms since the epoch, the queue's clock): how long it
+    /// waited for a worker is measured from here.
+    pub queued_at: u64,
     lease: String,
 }
 
@@ -318,13 +321,16 @@ fn fenced<'a>(
 fn activation(raw_id: &str, id: Option<JobId>, answer: &[String]) -> QueueResult<Claim> {
     let protocol = || QueueError::Protocol(format!("activation answered {answer:?}"));
     match (answer, id) {
-        ([status, lease, attempt, max_attempts, payload], Some(id)) if status == "active" => {
+        ([status, lease, attempt, max_attempts, payload, queued_at], Some(id))
+            if status == "active" =>
+        {
             Ok(Claim::Job(Claimed {
                 id,
                 lease: lease.clone(),
                 attempt: attempt.parse().map_err(|_| protocol())?,
                 max_attempts: max_attempts.parse().map_err(|_| protocol())?,
                 payload: serde_json::from_str(payload).unwrap_or(Value::Null),
+                queued_at: queued_at.parse().map_err(|_| protocol())?,
             }))
         }
         ([status, found], _) if status == "skip" => Ok(Claim::Skipped {

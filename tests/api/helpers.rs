@@ -28,6 +28,8 @@ pub struct Process {
     pub address: String,
     /// Its authenticator, to reload tokens as SIGHUP would.
     pub auth: Option<std::sync::Arc<pixdrop::auth::Authenticator>>,
+    /// `http://127.0.0.1:PORT/metrics` of its `metrics.bind` listener, or empty.
+    pub metrics_url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -42,6 +44,10 @@ impl Process {
             .map(|port| format!("http://127.0.0.1:{port}"))
             .unwrap_or_default();
         let auth = Some(app.authenticator());
+        let metrics_url = app
+            .metrics_port()
+            .map(|port| format!("http://127.0.0.1:{port}/metrics"))
+            .unwrap_or_default();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
@@ -49,6 +55,7 @@ impl Process {
         Self {
             address,
             auth,
+            metrics_url,
             stop: Some(tx),
             running: Some(running),
         }
@@ -115,6 +122,7 @@ impl TestApp {
             process: Process {
                 address: String::new(),
                 auth: None,
+                metrics_url: String::new(),
                 stop: None,
                 running: None,
             },

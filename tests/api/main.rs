@@ -15,6 +15,7 @@ mod hostile;
 mod jobs;
 mod jwt;
 mod media;
+mod metrics;
 mod origins;
 mod page;
 mod quotas;

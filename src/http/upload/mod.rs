@@ -171,6 +171,7 @@ pub async fn upload(
             }
         },
     }
+    crate::telemetry::uploaded(files, bytes);
     for (id, job) in ids.iter().zip(&jobs) {
         tracing::info!(job_id = %id, subject = %caller.0.subject, content = job.content.as_deref().unwrap_or(""), "job queued");
     }

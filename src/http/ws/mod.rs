@@ -196,6 +196,7 @@ pub async fn connect(
         inbox: live.hub.inbox(),
         last_heard: Instant::now(),
         _place: place,
+        _open: crate::telemetry::Held::new(crate::telemetry::WEBSOCKETS_OPEN),
     };
     // The message stream is not `Send`: the socket lives on this HTTP worker's thread.
     actix_web::rt::spawn(socket.run(messages, live.stop.clone(), initial));

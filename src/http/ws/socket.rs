@@ -43,6 +43,8 @@ pub(super) struct Socket {
     pub(super) refused_in_a_row: u32,
     /// Its place at the gate, freed when the socket ends.
     pub(super) _place: Pass,
+    /// Counts it among the open websockets while it lives.
+    pub(super) _open: crate::telemetry::Held,
 }
 
 /// A client still sending this many messages in a row over its rate is closed.

@@ -20,6 +20,7 @@ if status == 'held' then
   schedule_expiry(KEYS[4], ARGV[1], ARGV[4], ARGV[6])
   job.state, job.progress, job.step, job.error_code = 'completed', 100, nil, nil
   publish_event(ARGV[7], ARGV[1], job, ARGV[4], ARGV[5])
+  count(KEYS[1], 'completed')
   answer = {'1', ''}
 elseif status == 'done' then
   answer = {'1', ''}

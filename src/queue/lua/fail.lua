@@ -13,4 +13,5 @@ redis.call('HSET', KEYS[1], 'state', 'failed', 'error_code', ARGV[5], 'error_det
 schedule_expiry(KEYS[4], ARGV[1], ARGV[4], ARGV[7])
 job.state, job.error_code, job.error_detail = 'failed', ARGV[5], ARGV[6]
 publish_event(ARGV[8], ARGV[1], job, ARGV[4])
+count(KEYS[1], 'failed', ARGV[5])
 return {1}

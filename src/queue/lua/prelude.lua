@@ -6,11 +6,11 @@
 -- command, so the hot scripts read everything they need in this one call.
 local function read_job(job_key, with_payload)
   local f = redis.call('HMGET', job_key, 'state', 'attempts', 'max_attempts', 'progress', 'step',
-    'error_code', 'error_detail', 'owner', 'lease', 'version',
+    'error_code', 'error_detail', 'owner', 'lease', 'version', 'updated_at',
     with_payload and 'payload' or 'state')
   return { state = f[1], attempts = f[2], max_attempts = f[3], progress = f[4], step = f[5],
     error_code = f[6], error_detail = f[7], owner = f[8], lease = f[9], version = f[10],
-    payload = with_payload and f[11] or nil }
+    updated_at = f[11], payload = with_payload and f[12] or nil }
 end
 
 -- The job's next version. Every transition stores it with its HSET (the job was read anyway, so
@@ -84,14 +84,18 @@ end
 -- the attempt and hand out a new lease (the fencing token for every later call). Used by
 -- `activate.lua` after a BLMOVE, and by `ack.lua` for the next id it claims, so a busy worker
 -- finishes one job and starts the next in one round trip.
--- Returns {'active', lease, attempts, max_attempts, payload}, or {'skip', state} when the job is not
+-- Returns {'active', lease, attempts, max_attempts, payload, queued_at}, or {'skip', state} when
+-- the job is not
 -- runnable (cancelled meanwhile, or its record expired; 'missing' for no record): the id is then
 -- dropped from the processing list.
 local function activate_job(job_key, processing, id, owner, now, channel)
   local job = read_job(job_key, true)
+  -- When it last entered the queue (every path to queued stamps updated_at): the wait is measured
+  -- from there.
+  local queued_at = job.updated_at or now
   if job.state == 'active' and job.owner == owner then
     -- A repeat of our own activation whose reply was lost: same lease, nothing counted twice.
-    return {'active', job.lease, job.attempts, job.max_attempts, job.payload}
+    return {'active', job.lease, job.attempts, job.max_attempts, job.payload, job.updated_at}
   end
   if job.state ~= 'queued' then
     redis.call('LREM', processing, 1, id)
@@ -106,7 +110,7 @@ local function activate_job(job_key, processing, id, owner, now, channel)
     'owner', owner, 'started_at', now, 'updated_at', now, 'progress', 0,
     'version', next_version(job))
   publish_event(channel, id, job, now)
-  return {'active', job.lease, tostring(job.attempts), job.max_attempts, job.payload}
+  return {'active', job.lease, tostring(job.attempts), job.max_attempts, job.payload, queued_at}
 end
 
 -- Takes the id out of the worker's processing list, once the fence was checked and with the job's
@@ -123,6 +127,18 @@ end
 -- disk and Redis shrink together; never silently by a TTL, which would leave its content counted.
 local function schedule_expiry(finished, id, now, retention)
   redis.call('ZADD', finished, tonumber(now) + tonumber(retention), id)
+end
+
+-- Counts a job reaching a final state (or a retry) in the queue's statistics hash, kept beside the
+-- job's record (`{prefix}:stats`, named from the job's key, in the same slot): `completed`,
+-- `failed`, `cancelled`, `retried`, and `failed:<code>` for a failure's error code. Read by
+-- `stats.lua` for `/metrics`, so every process reports the whole queue.
+local function count(job_key, state, code)
+  local tag = string.match(job_key, '^(.*):job:')
+  if not tag then return end
+  local stats = tag .. ':stats'
+  redis.call('HINCRBY', stats, state, 1)
+  if code then redis.call('HINCRBY', stats, state .. ':' .. code, 1) end
 end
 
 -- The keys of contents and of subjects' indexes, built from the `{prefix}` tag the caller passes:

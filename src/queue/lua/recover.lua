@@ -23,6 +23,7 @@ elseif f[1] == 'active' and f[2] == ARGV[2] then
       'error_detail', 'the worker running this job died ' .. stalls .. ' times; not retrying',
       'finished_at', ARGV[3], 'updated_at', ARGV[3])
     schedule_expiry(KEYS[6], ARGV[1], ARGV[3], ARGV[5])
+    count(KEYS[4], 'failed', 'stalled')
     result = 'failed'
   else
     redis.call('HSET', KEYS[4], 'state', 'queued', 'progress', 0, 'updated_at', ARGV[3])

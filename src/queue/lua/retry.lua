@@ -13,4 +13,5 @@ redis.call('HSET', KEYS[1], 'state', 'retrying', 'due_at', ARGV[5], 'error_code'
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
 job.state, job.error_code, job.error_detail = 'retrying', ARGV[6], ARGV[7]
 publish_event(ARGV[8], ARGV[1], job, ARGV[4], nil, ARGV[5])
+count(KEYS[1], 'retried', ARGV[6])
 return {1}

@@ -1,0 +1,14 @@
+-- stats: the whole queue at one moment, for `/metrics` and the admin API (reads only).
+-- KEYS[1]: the waiting list   KEYS[2]: the retry schedule   KEYS[3]: the set of known workers
+-- KEYS[4]: the statistics hash (see `count`)
+-- ARGV[1]: the `{prefix}` tag
+-- Returns {waiting, retrying, active, workers, field, value, field, value...}: active is the ids in
+-- the workers' processing lists; the pairs are the statistics hash's counters.
+local active = 0
+local workers = redis.call('SMEMBERS', KEYS[3])
+for _, worker in ipairs(workers) do
+  active = active + redis.call('LLEN', ARGV[1] .. ':processing:' .. worker)
+end
+local answer = {redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), active, #workers}
+for _, v in ipairs(redis.call('HGETALL', KEYS[4])) do answer[#answer + 1] = v end
+return answer
