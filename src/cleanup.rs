@@ -99,6 +99,23 @@ impl Cleanup {
         Ok(removed)
     }
 
+    /// Deletes a job whoever owns it (an administrator's delete), then as `delete` does.
+    pub async fn delete_any(&self, id: &JobId) -> QueueResult<Option<Removed>> {
+        let removed = self.queue.delete_any(id, self.outputs_delay).await?;
+        if let Some(removed) = &removed {
+            self.after_removal(std::slice::from_ref(removed)).await;
+        }
+        Ok(removed)
+    }
+
+    /// Removes the finished jobs in `state` older than `older_than`, and their files; how many.
+    pub async fn clean(&self, state: JobState, older_than: Duration) -> QueueResult<usize> {
+        let before = self.queue.finished_before(older_than);
+        let removed = self.queue.clean_finished(state, before).await?;
+        self.after_removal(&removed).await;
+        Ok(removed.len())
+    }
+
     /// Removes every upload of the original with this SHA-256, and blocks it when `block` says so.
     pub async fn purge(&self, sha256: &str, block: bool) -> QueueResult<Vec<Removed>> {
         let removed = self.queue.purge(sha256, block, self.outputs_delay).await?;

@@ -14,12 +14,12 @@ use crate::auth::Authenticator;
 use crate::queue::{CancelOutcome, JobId, JobRecord, JobState, ResubmitOutcome};
 
 /// The one answer for a job the caller cannot see: unknown, expired, or someone else's.
-fn no_job(raw: impl std::fmt::Display) -> Problem {
+pub(super) fn no_job(raw: impl std::fmt::Display) -> Problem {
     Problem::not_found(format!("no job {raw} (unknown, or expired)"))
 }
 
 /// Parses the path's id; anything but a job id is simply not found.
-fn job_id(raw: &str) -> Result<JobId, Problem> {
+pub(super) fn job_id(raw: &str) -> Result<JobId, Problem> {
     raw.parse().map_err(|_| no_job(format!("{raw:?}")))
 }
 

@@ -5,6 +5,7 @@
 
 mod access_log;
 pub mod admin;
+mod admin_queue;
 mod body;
 pub mod caller;
 mod catch_panic;
@@ -70,6 +71,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::delete().to(admin::purge_original),
         )
         .route("/admin/blocked/{sha256}", web::delete().to(admin::unblock))
+        .route("/admin/queue", web::get().to(admin_queue::counts))
+        .route("/admin/jobs", web::get().to(admin_queue::finished))
+        .route(
+            "/admin/jobs/retry-failed",
+            web::post().to(admin_queue::retry_failed),
+        )
+        .route("/admin/jobs/{id}/retry", web::post().to(admin_queue::retry))
+        .route("/admin/jobs/{id}", web::delete().to(admin_queue::delete))
+        .route("/admin/clean", web::post().to(admin_queue::clean))
+        .route("/admin/pause", web::post().to(admin_queue::pause))
+        .route("/admin/resume", web::post().to(admin_queue::resume))
         .route("/media/{tail:.*}", web::get().to(media::serve))
         .route("/media/{tail:.*}", web::head().to(media::serve))
         .route("/ws", web::get().to(ws::connect))

@@ -343,6 +343,20 @@ impl Queue {
     /// Puts a failed or cancelled job of `subject` back in the queue with fresh attempts. Another
     /// subject's job is `NotFound`, as an unknown one is.
     pub async fn resubmit(&self, id: &JobId, subject: &Subject) -> QueueResult<ResubmitOutcome> {
+        self.resubmit_as(id, subject, false).await
+    }
+
+    /// Resubmits the job whoever owns it: an administrator's retry.
+    pub async fn resubmit_any(&self, id: &JobId) -> QueueResult<ResubmitOutcome> {
+        self.resubmit_as(id, &Subject::anonymous(), true).await
+    }
+
+    async fn resubmit_as(
+        &self,
+        id: &JobId,
+        subject: &Subject,
+        administrator: bool,
+    ) -> QueueResult<ResubmitOutcome> {
         let keys = &self.inner.keys;
         let mut conn = self.conn().await?;
         let answer: Vec<String> = self
@@ -356,6 +370,7 @@ impl Queue {
             .arg(self.now())
             .arg(keys.events())
             .arg(subject.field())
+            .arg(if administrator { "1" } else { "0" })
             .invoke_async(&mut conn)
             .await?;
         Ok(match answer.as_slice() {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::job::JobId;
+use super::job::{JobId, JobState};
 use super::subject::Subject;
 
 /// The `redis.key_prefix`, checked: non-empty and free of braces, so `{prefix}` is a hash tag
@@ -154,6 +154,17 @@ impl Keys {
     /// (see `count` in `lua/prelude.lua`).
     pub fn stats(&self) -> &str {
         &self.stats
+    }
+
+    /// The index of finished jobs in `state` (completed, failed, cancelled), scored by when they
+    /// finished (ms): counted, listed newest first and cleaned by age by the admin API.
+    pub fn finished_in(&self, state: JobState) -> String {
+        format!("{}:{state}", self.finished)
+    }
+
+    /// Present while processing is paused across all instances.
+    pub fn paused(&self) -> String {
+        format!("{}:paused", self.tag)
     }
 
     /// Sorted set of finished jobs, scored by when their record is removed (ms): see `expire.lua`.

@@ -20,6 +20,7 @@ mod backoff;
 mod client;
 mod clock;
 mod content;
+mod control;
 mod job;
 mod keys;
 mod listing;
@@ -43,6 +44,7 @@ pub use client::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use content::{ClaimedGarbage, Garbage, Pin, StoredJob};
+pub use control::{Counts, FINISHED_STATES, FinishedPage};
 pub use job::{
     ErrorInfo, ErrorKind, InvalidJobId, JobDeleted, JobError, JobEvent, JobId, JobRecord, JobState,
 };

@@ -22,6 +22,9 @@ use super::settings::WorkerSettings;
 use super::worker_conn::{Claim, Claimed, Settled, WorkerConn};
 use crate::telemetry;
 
+/// How often a worker of a paused queue checks whether it was resumed.
+const PAUSE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// What the pool runs for each job. The queue knows nothing about what a job means: the handler
 /// gets its JSON payload and returns a JSON result, or an error saying whether to retry.
 pub trait Handler: Send + Sync + 'static {
@@ -192,6 +195,11 @@ impl<H: Handler> Worker<H> {
                 };
                 match claim {
                     Ok(Claim::Empty) => {}
+                    Ok(Claim::Paused) => {
+                        if !self.until_resumed().await {
+                            return;
+                        }
+                    }
                     Ok(Claim::Skipped { id, state }) => {
                         tracing::debug!(job_id = %id, ?state, "skipped a job that is no longer runnable");
                     }
@@ -208,6 +216,20 @@ impl<H: Handler> Worker<H> {
                         continue 'connect;
                     }
                 }
+            }
+        }
+    }
+
+    /// Waits while processing is paused; `false` when the pool stops meanwhile.
+    async fn until_resumed(&mut self) -> bool {
+        loop {
+            tokio::select! {
+                _ = self.stop.wait_for(|s| *s) => return false,
+                _ = tokio::time::sleep(PAUSE_POLL) => {}
+            }
+            // An error ends the wait too: the claim that follows meets it and reconnects.
+            if !self.queue.is_paused().await.unwrap_or(false) {
+                return true;
             }
         }
     }

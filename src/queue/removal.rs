@@ -45,6 +45,28 @@ impl Queue {
         proof: DeleteProof<'_>,
         outputs_delay: Duration,
     ) -> QueueResult<Option<Removed>> {
+        let digest = proof.token_digest.unwrap_or("");
+        self.remove_one(id, proof.subject.field(), digest, false, outputs_delay)
+            .await
+    }
+
+    /// Removes the job whoever owns it: an administrator's delete. `None` when there is none.
+    pub async fn delete_any(
+        &self,
+        id: &JobId,
+        outputs_delay: Duration,
+    ) -> QueueResult<Option<Removed>> {
+        self.remove_one(id, "", "", true, outputs_delay).await
+    }
+
+    async fn remove_one(
+        &self,
+        id: &JobId,
+        subject: &str,
+        token_digest: &str,
+        administrator: bool,
+        outputs_delay: Duration,
+    ) -> QueueResult<Option<Removed>> {
         let keys = self.keys();
         let mut conn = self.conn().await?;
         let answer: Vec<String> = self
@@ -57,8 +79,9 @@ impl Queue {
             .arg(keys.tag())
             .arg(keys.events())
             .arg(outputs_delay.as_millis() as u64)
-            .arg(proof.subject.field())
-            .arg(proof.token_digest.unwrap_or(""))
+            .arg(subject)
+            .arg(token_digest)
+            .arg(if administrator { "1" } else { "0" })
             .invoke_async(&mut conn)
             .await?;
         match answer.as_slice() {
@@ -109,6 +132,27 @@ impl Queue {
                 .arg(self.now())
                 .arg(keys.tag())
                 .arg(keys.events());
+            invocation
+        })
+        .await
+    }
+
+    /// Removes the finished jobs in `state` that finished before `before_ms`, a batch at a time.
+    pub async fn clean_finished(
+        &self,
+        state: JobState,
+        before_ms: u64,
+    ) -> QueueResult<Vec<Removed>> {
+        let keys = self.keys();
+        let index = keys.finished_in(state);
+        self.remove_in_batches(|| {
+            let mut invocation = self.inner.scripts.clean.prepare_invoke();
+            invocation
+                .key(&index)
+                .arg(self.now())
+                .arg(keys.tag())
+                .arg(keys.events())
+                .arg(before_ms);
             invocation
         })
         .await

@@ -31,6 +31,7 @@ pub(super) struct Scripts {
     pub garbage_claim: Script,
     pub adopt: Script,
     pub stats: Script,
+    pub clean: Script,
 }
 
 impl Scripts {
@@ -56,6 +57,7 @@ impl Scripts {
             garbage_claim: load(include_str!("lua/garbage_claim.lua")),
             adopt: load(include_str!("lua/adopt.lua")),
             stats: load(include_str!("lua/stats.lua")),
+            clean: load(include_str!("lua/clean.lua")),
         }
     }
 }

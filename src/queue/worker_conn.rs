@@ -51,6 +51,8 @@ pub enum Claim {
     Empty,
     /// A job is ours to run.
     Job(Claimed),
+    /// Processing is paused: the id went back to the front of the waiting list.
+    Paused,
     /// An id arrived but its job is not runnable (cancelled meanwhile, or expired): it was dropped.
     /// `state` is the job's, or `None` when it has no record (or the id was malformed).
     Skipped { id: String, state: Option<JobState> },
@@ -333,6 +335,7 @@ fn activation(raw_id: &str, id: Option<JobId>, answer: &[String]) -> QueueResult
                 queued_at: queued_at.parse().map_err(|_| protocol())?,
             }))
         }
+        ([status], _) if status == "paused" => Ok(Claim::Paused),
         ([status, found], _) if status == "skip" => Ok(Claim::Skipped {
             id: raw_id.to_owned(),
             state: found_state(found)?,

@@ -7,6 +7,7 @@ mod helpers;
 mod raw;
 mod socket;
 
+mod admin;
 mod auth;
 mod colour;
 mod deletion;

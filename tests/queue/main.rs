@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod control;
 mod crash;
 mod load;
 mod recovery;

@@ -17,7 +17,7 @@ if status == 'held' then
   redis.call('HSET', KEYS[1], 'state', 'completed', 'result', ARGV[5], 'progress', 100,
     'finished_at', ARGV[4], 'updated_at', ARGV[4], 'version', next_version(job))
   clear(KEYS[1], job, 'error_code', 'error_detail', 'step')
-  schedule_expiry(KEYS[4], ARGV[1], ARGV[4], ARGV[6])
+  schedule_expiry(KEYS[4], ARGV[1], ARGV[4], ARGV[6], 'completed')
   job.state, job.progress, job.step, job.error_code = 'completed', 100, nil, nil
   publish_event(ARGV[7], ARGV[1], job, ARGV[4], ARGV[5])
   count(KEYS[1], 'completed')
@@ -27,7 +27,7 @@ elseif status == 'done' then
 else
   answer = {'0', status}
 end
-if ARGV[8] == '1' then
+if ARGV[8] == '1' and not paused(ARGV[9]) then
   local next_id = redis.call('LMOVE', KEYS[3], KEYS[2], 'RIGHT', 'LEFT')
   if next_id then
     answer[3] = next_id

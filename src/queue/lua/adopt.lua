@@ -11,6 +11,6 @@ redis.call('ZADD', KEYS[2], '+inf', ARGV[1])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then
   redis.call('PERSIST', KEYS[1])
-  schedule_expiry(KEYS[3], ARGV[1], ARGV[3], ttl)
+  schedule_expiry(KEYS[3], ARGV[1], ARGV[3], ttl, f[1])
 end
 return 1

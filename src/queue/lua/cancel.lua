@@ -18,7 +18,7 @@ elseif state ~= 'active' then
 end
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[2], 'updated_at', ARGV[2])
 redis.call('HDEL', KEYS[1], 'due_at', 'step')
-schedule_expiry(KEYS[4], ARGV[1], ARGV[2], ARGV[3])
+schedule_expiry(KEYS[4], ARGV[1], ARGV[2], ARGV[3], 'cancelled')
 publish_current(ARGV[4], KEYS[1], ARGV[1], ARGV[2])
 count(KEYS[1], 'cancelled')
 return {1, state}

@@ -10,7 +10,7 @@ if status == 'done' then return {1} end
 if status ~= 'held' then return {0, status} end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error_code', ARGV[5], 'error_detail', ARGV[6],
   'finished_at', ARGV[4], 'updated_at', ARGV[4], 'version', next_version(job))
-schedule_expiry(KEYS[4], ARGV[1], ARGV[4], ARGV[7])
+schedule_expiry(KEYS[4], ARGV[1], ARGV[4], ARGV[7], 'failed')
 job.state, job.error_code, job.error_detail = 'failed', ARGV[5], ARGV[6]
 publish_event(ARGV[8], ARGV[1], job, ARGV[4])
 count(KEYS[1], 'failed', ARGV[5])

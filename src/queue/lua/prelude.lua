@@ -80,12 +80,19 @@ local function publish_current(channel, job_key, id, now)
   publish_event(channel, id, job, now, result or nil, due_at or nil)
 end
 
+-- True while processing is paused across all instances (`{prefix}:paused`): workers finish what
+-- they hold and claim nothing new. `tag` is the `{prefix}` tag.
+local function paused(tag)
+  return redis.call('EXISTS', tag .. ':paused') == 1
+end
+
 -- Activation: a worker just moved the id into its processing list; mark the job active, count
 -- the attempt and hand out a new lease (the fencing token for every later call). Used by
 -- `activate.lua` after a BLMOVE, and by `ack.lua` for the next id it claims, so a busy worker
 -- finishes one job and starts the next in one round trip.
--- Returns {'active', lease, attempts, max_attempts, payload, queued_at}, or {'skip', state} when
--- the job is not
+-- Returns {'active', lease, attempts, max_attempts, payload, queued_at}; {'paused'} when processing
+-- is paused (the id goes back to the front of the waiting list); or {'skip', state} when the job
+-- is not
 -- runnable (cancelled meanwhile, or its record expired; 'missing' for no record): the id is then
 -- dropped from the processing list.
 local function activate_job(job_key, processing, id, owner, now, channel)
@@ -100,6 +107,13 @@ local function activate_job(job_key, processing, id, owner, now, channel)
   if job.state ~= 'queued' then
     redis.call('LREM', processing, 1, id)
     return {'skip', job.state or 'missing'}
+  end
+  local tag = string.match(processing, '^(.*):processing:')
+  if paused(tag) then
+    -- Back where BLMOVE took it from, first in line again.
+    redis.call('LREM', processing, 1, id)
+    redis.call('RPUSH', tag .. ':waiting', id)
+    return {'paused'}
   end
   -- A queued job has no step (every path back to queued clears it) and no due_at (promote clears it).
   job.state = 'active'
@@ -125,8 +139,11 @@ end
 
 -- A finished job's record is removed at `now + retention` by `expire.lua`, with its references, so
 -- disk and Redis shrink together; never silently by a TTL, which would leave its content counted.
-local function schedule_expiry(finished, id, now, retention)
+-- It also joins its final state's index (`<finished>:<state>`, scored by when it finished), which
+-- the admin API counts, lists newest first and cleans by age.
+local function schedule_expiry(finished, id, now, retention, state)
   redis.call('ZADD', finished, tonumber(now) + tonumber(retention), id)
+  redis.call('ZADD', finished .. ':' .. state, now, id)
 end
 
 -- Counts a job reaching a final state (or a retry) in the queue's statistics hash, kept beside the
@@ -179,6 +196,7 @@ local function remove_job(tag, id, now, outputs_delay, channel)
     redis.call('ZREM', tag .. ':retrying', id)
   end
   redis.call('ZREM', tag .. ':finished', id)
+  redis.call('ZREM', tag .. ':finished:' .. state, id)
   redis.call('ZREM', uploads_key(tag, f[2]), id)
   local garbage = tag .. ':garbage'
   local due = tonumber(now)

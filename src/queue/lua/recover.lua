@@ -22,7 +22,7 @@ elseif f[1] == 'active' and f[2] == ARGV[2] then
     redis.call('HSET', KEYS[4], 'state', 'failed', 'error_code', 'stalled',
       'error_detail', 'the worker running this job died ' .. stalls .. ' times; not retrying',
       'finished_at', ARGV[3], 'updated_at', ARGV[3])
-    schedule_expiry(KEYS[6], ARGV[1], ARGV[3], ARGV[5])
+    schedule_expiry(KEYS[6], ARGV[1], ARGV[3], ARGV[5], 'failed')
     count(KEYS[4], 'failed', 'stalled')
     result = 'failed'
   else

@@ -1,0 +1,140 @@
+//! Inspection and control for operators, across every instance: counts per state, finished jobs
+//! listed newest first, retry and delete whoever owns the job, clean finished jobs by age, and
+//! pause and resume processing (workers finish what they hold and claim nothing new: activation
+//! refuses while `{prefix}:paused` exists, see `activate_job` in `lua/prelude.lua`).
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+
+use super::client::{Queue, QueueResult, ResubmitOutcome};
+use super::job::{JobId, JobRecord, JobState};
+
+/// How many jobs are where, across every instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub waiting: u64,
+    pub retrying: u64,
+    pub active: u64,
+    /// Finished records still kept (until their retention ends or they are cleaned).
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    /// Workers registered, across every instance.
+    pub workers: u64,
+    pub paused: bool,
+}
+
+/// One page of finished jobs, newest first.
+#[derive(Debug, Clone)]
+pub struct FinishedPage {
+    /// How many there are in all.
+    pub total: u64,
+    pub jobs: Vec<JobRecord>,
+}
+
+/// Most ids a retry-all resubmits per round trip.
+const RETRY_BATCH: isize = 200;
+
+/// The final states, whose jobs have an index of their own.
+pub const FINISHED_STATES: [JobState; 3] =
+    [JobState::Completed, JobState::Failed, JobState::Cancelled];
+
+impl Queue {
+    pub async fn counts(&self) -> QueueResult<Counts> {
+        let stats = self.stats().await?;
+        let keys = self.keys();
+        let mut conn = self.conn().await?;
+        let (completed, failed, cancelled, paused): (u64, u64, u64, bool) = redis::pipe()
+            .zcard(keys.finished_in(JobState::Completed))
+            .zcard(keys.finished_in(JobState::Failed))
+            .zcard(keys.finished_in(JobState::Cancelled))
+            .exists(keys.paused())
+            .query_async(&mut conn)
+            .await?;
+        Ok(Counts {
+            waiting: stats.waiting,
+            retrying: stats.retrying,
+            active: stats.active,
+            completed,
+            failed,
+            cancelled,
+            workers: stats.workers,
+            paused,
+        })
+    }
+
+    /// Finished jobs in `state`, newest first, from `offset`. Records removed meanwhile are left
+    /// out of the page.
+    pub async fn finished_jobs(
+        &self,
+        state: JobState,
+        offset: usize,
+        limit: usize,
+    ) -> QueueResult<FinishedPage> {
+        let index = self.keys().finished_in(state);
+        let mut conn = self.conn().await?;
+        let (total, ids): (u64, Vec<String>) = redis::pipe()
+            .zcard(&index)
+            .zrevrange(&index, offset as isize, (offset + limit) as isize - 1)
+            .query_async(&mut conn)
+            .await?;
+        drop(conn);
+        let ids: Vec<JobId> = ids.iter().filter_map(|id| id.parse().ok()).collect();
+        let jobs = self.jobs(&ids).await?.into_iter().flatten().collect();
+        Ok(FinishedPage { total, jobs })
+    }
+
+    /// Puts every job that had failed when it was called back in the queue; how many went. (A job
+    /// that fails again meanwhile is not retried twice.)
+    pub async fn retry_all_failed(&self) -> QueueResult<usize> {
+        let index = self.keys().finished_in(JobState::Failed);
+        let called = self.now();
+        let mut retried = 0;
+        loop {
+            // Each resubmit takes its id out of the index, so the front is always new.
+            let ids: Vec<String> = self
+                .conn()
+                .await?
+                .zrangebyscore_limit(&index, "-inf", format!("({}", called + 1), 0, RETRY_BATCH)
+                .await?;
+            if ids.is_empty() {
+                return Ok(retried);
+            }
+            let mut moved = 0;
+            for raw in &ids {
+                let outcome = match raw.parse::<JobId>() {
+                    Ok(id) => self.resubmit_any(&id).await?,
+                    Err(_) => ResubmitOutcome::NotFound,
+                };
+                if outcome == ResubmitOutcome::Queued {
+                    moved += 1;
+                } else {
+                    // No record, or not failed any more: only its place in the index was left.
+                    let _: i64 = self.conn().await?.zrem(&index, raw).await?;
+                }
+            }
+            retried += moved;
+        }
+    }
+
+    /// Stops every instance's workers from claiming (running jobs finish).
+    pub async fn pause(&self) -> QueueResult<()> {
+        let () = self.conn().await?.set(self.keys().paused(), 1).await?;
+        Ok(())
+    }
+
+    pub async fn resume(&self) -> QueueResult<()> {
+        let _: i64 = self.conn().await?.del(self.keys().paused()).await?;
+        Ok(())
+    }
+
+    pub async fn is_paused(&self) -> QueueResult<bool> {
+        Ok(self.conn().await?.exists(self.keys().paused()).await?)
+    }
+
+    /// The cut-off time `older_than` ago, on the queue's clock, for `clean_finished`.
+    pub fn finished_before(&self, older_than: Duration) -> u64 {
+        self.now().saturating_sub(older_than.as_millis() as u64)
+    }
+}

@@ -1,0 +1,169 @@
+//! The admin API's hold on the queue over HTTP: counts, pause across instances, failed jobs listed
+//! with their errors, retry, clean by age and delete, and bad queries refused with a reason.
+
+use std::time::Duration;
+
+use pixdrop::app::Role;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, jpeg};
+
+async fn call(app: &TestApp, method: reqwest::Method, path: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .request(method, app.url(path))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(app: &TestApp, path: &str) -> (u16, Value) {
+    call(app, reqwest::Method::GET, path).await
+}
+
+async fn post(app: &TestApp, path: &str) -> (u16, Value) {
+    call(app, reqwest::Method::POST, path).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_pauses_inspects_retries_cleans_and_deletes() {
+    let mut app = TestApp::spawn_with(Role::HttpOnly, |settings| {
+        settings.auth.admin_on_loopback = true;
+    })
+    .await;
+    let (status, paused) = post(&app, "/admin/pause").await;
+    assert_eq!((status, &paused["paused"]), (200, &Value::Bool(true)));
+    let good = app.upload_one(jpeg(64, 48)).await;
+    let mut cut = jpeg(400, 300);
+    cut.truncate(cut.len() / 2);
+    let broken = app.upload_one(cut).await;
+
+    // A worker in another process claims nothing while paused.
+    let mut worker = app.sibling(Role::WorkerOnly).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (_, counts) = get(&app, "/admin/queue").await;
+    assert_eq!(
+        (&counts["waiting"], &counts["active"], &counts["paused"]),
+        (&Value::from(2), &Value::from(0), &Value::Bool(true)),
+        "{counts}"
+    );
+    assert_eq!(app.job(&good).await["state"], "queued");
+
+    assert_eq!(post(&app, "/admin/resume").await.0, 200);
+    app.wait_for(&good, &["completed"]).await;
+    app.wait_for(&broken, &["failed"]).await;
+    let (_, counts) = get(&app, "/admin/queue").await;
+    assert_eq!(
+        (&counts["completed"], &counts["failed"], &counts["paused"]),
+        (&Value::from(1), &Value::from(1), &Value::Bool(false)),
+        "{counts}"
+    );
+
+    let (status, failed) = get(&app, "/admin/jobs?state=failed&limit=10").await;
+    assert_eq!(status, 200);
+    assert_eq!(failed["total"], 1);
+    let job = &failed["jobs"][0];
+    assert_eq!(
+        (&job["id"], &job["error"]["code"], &job["subject"]),
+        (
+            &Value::from(broken.clone()),
+            &Value::from("truncated-image"),
+            &Value::Null
+        ),
+        "{job}"
+    );
+
+    let (status, retried) = post(&app, "/admin/jobs/retry-failed").await;
+    assert_eq!((status, &retried["retried"]), (200, &Value::from(1)));
+    app.wait_for(&broken, &["failed"]).await;
+    let (status, _) = post(&app, &format!("/admin/jobs/{good}/retry")).await;
+    assert_eq!(status, 409, "a completed job is not retried");
+
+    let (status, cleaned) = post(&app, "/admin/clean?state=completed&older_than_secs=3600").await;
+    assert_eq!((status, &cleaned["removed"]), (200, &Value::from(0)));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (status, cleaned) = post(&app, "/admin/clean?state=completed&older_than_secs=0").await;
+    assert_eq!((status, &cleaned["removed"]), (200, &Value::from(1)));
+    let gone = app
+        .client
+        .get(app.url(&format!("/jobs/{good}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+
+    let (status, deleted) = call(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/admin/jobs/{broken}"),
+    )
+    .await;
+    assert_eq!((status, &deleted["was"]), (200, &Value::from("failed")));
+    let (status, _) = call(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/admin/jobs/{broken}"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (_, counts) = get(&app, "/admin/queue").await;
+    assert_eq!(
+        (&counts["completed"], &counts["failed"]),
+        (&Value::from(0), &Value::from(0))
+    );
+    worker.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_admin_queries_are_refused_with_a_reason_and_strangers_get_nothing() {
+    let app = TestApp::spawn_with(Role::HttpOnly, |settings| {
+        settings.auth.admin_on_loopback = true;
+    })
+    .await;
+    for (method, path) in [
+        (reqwest::Method::GET, "/admin/jobs?state=queued"),
+        (reqwest::Method::GET, "/admin/jobs?limit=0"),
+        (reqwest::Method::GET, "/admin/jobs?limit=100000"),
+        (reqwest::Method::GET, "/admin/jobs?offset=-1"),
+        (reqwest::Method::GET, "/admin/jobs?page=2"),
+        (reqwest::Method::POST, "/admin/clean?state=completed"),
+        (
+            reqwest::Method::POST,
+            "/admin/clean?state=active&older_than_secs=1",
+        ),
+        (
+            reqwest::Method::POST,
+            "/admin/clean?state=failed&older_than_secs=soon",
+        ),
+    ] {
+        let response = app
+            .client
+            .request(method, app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "bad-query", "{path}");
+        assert!(!body["detail"].as_str().unwrap().is_empty());
+    }
+    let (status, _) = post(&app, "/admin/jobs/not-an-id/retry").await;
+    assert_eq!(status, 404);
+
+    let closed = TestApp::spawn(Role::HttpOnly).await;
+    for path in ["/admin/queue", "/admin/jobs"] {
+        let (status, _) = get(&closed, path).await;
+        assert_eq!(status, 403, "{path}");
+    }
+    for path in ["/admin/pause", "/admin/resume", "/admin/jobs/retry-failed"] {
+        let (status, _) = post(&closed, path).await;
+        assert_eq!(status, 403, "{path}");
+    }
+}

@@ -1,0 +1,193 @@
+//! An operator's hold on the queue: counts per state, finished jobs listed newest first, retry all
+//! failed, clean finished jobs by age, delete whoever owns a job, and a pause that every instance
+//! honours.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use pixdrop::queue::{
+    Claimed, Handler, JobError, JobId, JobState, Progress, Queue, ResubmitOutcome, WorkerPool,
+};
+use serde_json::{Value, json};
+
+use crate::support::{TestRedis, eventually, workers};
+
+/// Fails jobs whose payload says `fail`, waits `slow_ms` on those that say so, completes the rest.
+#[derive(Clone, Default)]
+struct Scripted {
+    runs: Arc<AtomicUsize>,
+}
+
+impl Handler for Scripted {
+    async fn handle(&self, job: &Claimed, _progress: &Progress) -> Result<Value, JobError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        if let Some(ms) = job.payload["slow_ms"].as_u64() {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if job.payload["fail"] == true {
+            return Err(JobError::permanent("broken", "this one is meant to fail"));
+        }
+        Ok(json!({}))
+    }
+}
+
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start(queue: &Queue, handler: Scripted, concurrency: usize) -> Running {
+    let pool = WorkerPool::new(queue.clone(), handler, workers(concurrency));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(pool.run(async {
+        let _ = stopped.await;
+    }));
+    Running { stop, task }
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
+
+async fn state(queue: &Queue, id: &JobId) -> JobState {
+    queue.job(id).await.unwrap().unwrap().state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_holds_on_every_instance_while_running_jobs_finish() {
+    let redis = TestRedis::start();
+    let queue = redis.queue();
+    let handler = Scripted::default();
+    let pools = [
+        start(&queue, handler.clone(), 2),
+        start(&queue, handler.clone(), 2),
+    ];
+    let running = queue.enqueue(&json!({"slow_ms": 600})).await.unwrap();
+    eventually(Duration::from_secs(10), "the slow job to start", || async {
+        state(&queue, &running).await == JobState::Active
+    })
+    .await;
+    queue.pause().await.unwrap();
+    let mut held = Vec::new();
+    for n in 0..6 {
+        held.push(queue.enqueue(&json!({"n": n})).await.unwrap());
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the running job to finish",
+        || async { state(&queue, &running).await == JobState::Completed },
+    )
+    .await;
+    // Four idle workers on two instances, a second and more: none claims.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let counts = queue.counts().await.unwrap();
+    assert!(counts.paused);
+    assert_eq!((counts.waiting, counts.active), (6, 0), "{counts:?}");
+    assert_eq!(handler.runs.load(Ordering::SeqCst), 1);
+    for id in &held {
+        assert_eq!(state(&queue, id).await, JobState::Queued);
+    }
+
+    queue.resume().await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "every held job to complete",
+        || async {
+            let mut all = true;
+            for id in &held {
+                all &= state(&queue, id).await == JobState::Completed;
+            }
+            all
+        },
+    )
+    .await;
+    assert_eq!(handler.runs.load(Ordering::SeqCst), 7, "each ran once");
+    assert!(!queue.counts().await.unwrap().paused);
+    for pool in pools {
+        pool.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_are_counted_listed_retried_and_cleaned_by_age() {
+    let redis = TestRedis::start();
+    let queue = redis.queue();
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for n in 0..3 {
+        ok.push(queue.enqueue(&json!({"n": n})).await.unwrap());
+        bad.push(queue.enqueue(&json!({"n": n, "fail": true})).await.unwrap());
+    }
+    let pool = start(&queue, Scripted::default(), 2);
+    eventually(Duration::from_secs(10), "every job to finish", || async {
+        let counts = queue.counts().await.unwrap();
+        counts.completed == 3 && counts.failed == 3
+    })
+    .await;
+    pool.stop().await;
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.waiting, counts.active, counts.cancelled), (0, 0, 0));
+
+    // Newest first, paginated, with the error.
+    let first = queue.finished_jobs(JobState::Failed, 0, 2).await.unwrap();
+    let second = queue.finished_jobs(JobState::Failed, 2, 2).await.unwrap();
+    assert_eq!(
+        (first.total, first.jobs.len(), second.jobs.len()),
+        (3, 2, 1)
+    );
+    let listed: Vec<&pixdrop::queue::JobRecord> = first.jobs.iter().chain(&second.jobs).collect();
+    assert!(
+        listed
+            .windows(2)
+            .all(|w| w[0].finished_at >= w[1].finished_at),
+        "newest first"
+    );
+    for job in &listed {
+        assert!(bad.contains(&job.id));
+        assert_eq!(job.error.as_ref().unwrap().code, "broken");
+    }
+
+    // One retried by an administrator, whoever owns it; then all the others.
+    assert_eq!(
+        queue.resubmit_any(&bad[0]).await.unwrap(),
+        ResubmitOutcome::Queued
+    );
+    assert_eq!(queue.retry_all_failed().await.unwrap(), 2);
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.waiting, counts.failed), (3, 0));
+
+    // Cleaned by age: nothing finished before an hour ago; every completed job before now.
+    let old = queue.finished_before(Duration::from_secs(3600));
+    assert!(
+        queue
+            .clean_finished(JobState::Completed, old)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let removed = queue
+        .clean_finished(
+            JobState::Completed,
+            queue.finished_before(Duration::ZERO) + 1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(removed.len(), 3);
+    for id in &ok {
+        assert!(queue.job(id).await.unwrap().is_none());
+    }
+    assert_eq!(queue.counts().await.unwrap().completed, 0);
+
+    // An administrator's delete takes any job, queued ones out of the waiting list too.
+    let gone = queue
+        .delete_any(&bad[1], Duration::from_secs(1))
+        .await
+        .unwrap()
+        .expect("removed");
+    assert_eq!(gone.state, JobState::Queued);
+    assert_eq!(queue.counts().await.unwrap().waiting, 2);
+}
