@@ -195,6 +195,12 @@ impl<H: Handler> Worker<H> {
                 };
                 match claim {
                     Ok(Claim::Empty) => {}
+                    Ok(Claim::Limited { wait }) => {
+                        tokio::select! {
+                            _ = self.stop.wait_for(|s| *s) => return,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                    }
                     Ok(Claim::Paused) => {
                         if !self.until_resumed().await {
                             return;

@@ -33,6 +33,10 @@ pub struct QueueSettings {
     pub failed_retention_secs: u64,
     /// How long a worker's BLMOVE blocks before it looks around (shutdown, reconnect).
     pub claim_block_secs: f64,
+    /// At most this many job starts per window across all instances, counted in Redis at claim
+    /// time; 0 is no limit.
+    pub rate_limit_jobs: u64,
+    pub rate_limit_window_ms: u64,
 }
 
 impl Default for QueueSettings {
@@ -51,6 +55,8 @@ impl Default for QueueSettings {
             completed_retention_secs: 86_400,
             failed_retention_secs: 7 * 86_400,
             claim_block_secs: 2.0,
+            rate_limit_jobs: 0,
+            rate_limit_window_ms: 1_000,
         }
     }
 }
@@ -108,6 +114,11 @@ impl QueueSettings {
                     self.heartbeat_ttl_ms, self.heartbeat_interval_ms
                 )
             },
+        );
+        checks.at_least(
+            "queue.rate_limit_window_ms",
+            self.rate_limit_window_ms,
+            MIN_INTERVAL_MS,
         );
         checks.at_least(
             "queue.reaper_interval_ms",

@@ -53,6 +53,9 @@ pub enum Claim {
     Job(Claimed),
     /// Processing is paused: the id went back to the front of the waiting list.
     Paused,
+    /// The rate limit's starts for this window are used up: the id went back to the front of
+    /// the waiting list; the window ends after `wait`.
+    Limited { wait: std::time::Duration },
     /// An id arrived but its job is not runnable (cancelled meanwhile, or expired): it was dropped.
     /// `state` is the job's, or `None` when it has no record (or the id was malformed).
     Skipped { id: String, state: Option<JobState> },
@@ -141,6 +144,8 @@ impl WorkerConn {
             .arg(&self.name)
             .arg(self.queue.now())
             .arg(keys.events())
+            .arg(self.queue.settings().rate_limit_jobs)
+            .arg(self.queue.settings().rate_limit_window_ms)
             .invoke_async(&mut self.scripts)
             .await?;
         activation(raw_id, Some(id), &answer)
@@ -191,7 +196,9 @@ impl WorkerConn {
             .arg(retention)
             .arg(keys.events())
             .arg(if claim_next { "1" } else { "0" })
-            .arg(keys.tag());
+            .arg(keys.tag())
+            .arg(self.queue.settings().rate_limit_jobs)
+            .arg(self.queue.settings().rate_limit_window_ms);
         let answer: Vec<String> = invocation.invoke_async(&mut self.scripts).await?;
         let protocol = || QueueError::Protocol(format!("ack answered {answer:?}"));
         let (settled, next) = match answer.as_slice() {
@@ -336,6 +343,9 @@ fn activation(raw_id: &str, id: Option<JobId>, answer: &[String]) -> QueueResult
             }))
         }
         ([status], _) if status == "paused" => Ok(Claim::Paused),
+        ([status, ms], _) if status == "limited" => Ok(Claim::Limited {
+            wait: std::time::Duration::from_millis(ms.parse().map_err(|_| protocol())?),
+        }),
         ([status, found], _) if status == "skip" => Ok(Claim::Skipped {
             id: raw_id.to_owned(),
             state: found_state(found)?,

@@ -191,3 +191,43 @@ async fn finished_jobs_are_counted_listed_retried_and_cleaned_by_age() {
     assert_eq!(gone.state, JobState::Queued);
     assert_eq!(queue.counts().await.unwrap().waiting, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_on_job_starts_holds_across_two_instances() {
+    // Three starts a second between two instances of two workers each: nine jobs take three
+    // windows, never more than three starts in one.
+    let redis = TestRedis::start();
+    let queue = redis.queue_with(pixdrop::queue::QueueSettings {
+        rate_limit_jobs: 3,
+        rate_limit_window_ms: 1000,
+        ..crate::support::quick_settings()
+    });
+    let mut ids = Vec::new();
+    for n in 0..9 {
+        ids.push(queue.enqueue(&json!({"n": n})).await.unwrap());
+    }
+    let handler = Scripted::default();
+    let pools = [
+        start(&queue, handler.clone(), 2),
+        start(&queue, handler.clone(), 2),
+    ];
+    eventually(Duration::from_secs(15), "every job to complete", || async {
+        let mut all = true;
+        for id in &ids {
+            all &= state(&queue, id).await == JobState::Completed;
+        }
+        all
+    })
+    .await;
+    let mut per_window = std::collections::BTreeMap::<u64, u32>::new();
+    for id in &ids {
+        let started = queue.job(id).await.unwrap().unwrap().started_at.unwrap();
+        *per_window.entry(started / 1000).or_default() += 1;
+    }
+    assert!(per_window.values().all(|&n| n <= 3), "{per_window:?}");
+    assert!(per_window.len() >= 3, "{per_window:?}");
+    assert_eq!(handler.runs.load(Ordering::SeqCst), 9, "each ran once");
+    for pool in pools {
+        pool.stop().await;
+    }
+}

@@ -90,12 +90,13 @@ end
 -- the attempt and hand out a new lease (the fencing token for every later call). Used by
 -- `activate.lua` after a BLMOVE, and by `ack.lua` for the next id it claims, so a busy worker
 -- finishes one job and starts the next in one round trip.
+-- `limit` job starts per `window` ms across all instances (0: no limit), counted in fixed windows.
 -- Returns {'active', lease, attempts, max_attempts, payload, queued_at}; {'paused'} when processing
--- is paused (the id goes back to the front of the waiting list); or {'skip', state} when the job
--- is not
--- runnable (cancelled meanwhile, or its record expired; 'missing' for no record): the id is then
--- dropped from the processing list.
-local function activate_job(job_key, processing, id, owner, now, channel)
+-- is paused, or {'limited', ms} when this window's starts are used up, for the ms until it ends
+-- (either way the id goes back to the front of the waiting list); or {'skip', state} when the job
+-- is not runnable (cancelled meanwhile, or its record expired; 'missing' for no record): the id is
+-- then dropped from the processing list.
+local function activate_job(job_key, processing, id, owner, now, channel, limit, window)
   local job = read_job(job_key, true)
   -- When it last entered the queue (every path to queued stamps updated_at): the wait is measured
   -- from there.
@@ -109,11 +110,23 @@ local function activate_job(job_key, processing, id, owner, now, channel)
     return {'skip', job.state or 'missing'}
   end
   local tag = string.match(processing, '^(.*):processing:')
+  local refused
   if paused(tag) then
+    refused = {'paused'}
+  elseif tonumber(limit) > 0 then
+    local started = tonumber(now) - tonumber(now) % tonumber(window)
+    local starts = tag .. ':starts:' .. started
+    local count = redis.call('INCR', starts)
+    if count == 1 then redis.call('PEXPIRE', starts, 2 * tonumber(window)) end
+    if count > tonumber(limit) then
+      refused = {'limited', tostring(started + tonumber(window) - tonumber(now))}
+    end
+  end
+  if refused then
     -- Back where BLMOVE took it from, first in line again.
     redis.call('LREM', processing, 1, id)
     redis.call('RPUSH', tag .. ':waiting', id)
-    return {'paused'}
+    return refused
   end
   -- A queued job has no step (every path back to queued clears it) and no due_at (promote clears it).
   job.state = 'active'
