@@ -123,9 +123,21 @@ impl Cleanup {
         Ok(removed)
     }
 
-    /// Removes the finished records whose retention is over, and then their files.
+    /// Removes the finished records whose retention is over, then the oldest beyond the caps by
+    /// count, and then their files.
     pub async fn expire(&self) -> QueueResult<usize> {
-        let removed = self.queue.expire_due().await?;
+        let mut removed = self.queue.expire_due().await?;
+        // Then the caps by count, oldest first.
+        let settings = self.queue.settings();
+        for (state, cap) in [
+            (JobState::Completed, settings.completed_max_count),
+            (JobState::Failed, settings.failed_max_count),
+            (JobState::Cancelled, settings.failed_max_count),
+        ] {
+            if cap > 0 {
+                removed.extend(self.queue.trim_finished(state, cap).await?);
+            }
+        }
         if !removed.is_empty() {
             tracing::info!(jobs = removed.len(), "expired finished jobs");
             self.after_removal(&removed).await;

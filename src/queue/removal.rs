@@ -143,6 +143,21 @@ impl Queue {
         state: JobState,
         before_ms: u64,
     ) -> QueueResult<Vec<Removed>> {
+        self.clean(state, before_ms.to_string(), 0).await
+    }
+
+    /// Removes the oldest finished jobs in `state` beyond the newest `keep`.
+    pub async fn trim_finished(&self, state: JobState, keep: u64) -> QueueResult<Vec<Removed>> {
+        self.clean(state, String::new(), keep).await
+    }
+
+    /// `lua/clean.lua`: by age when `before_ms` is set, else by count.
+    async fn clean(
+        &self,
+        state: JobState,
+        before_ms: String,
+        keep: u64,
+    ) -> QueueResult<Vec<Removed>> {
         let keys = self.keys();
         let index = keys.finished_in(state);
         self.remove_in_batches(|| {
@@ -152,7 +167,8 @@ impl Queue {
                 .arg(self.now())
                 .arg(keys.tag())
                 .arg(keys.events())
-                .arg(before_ms);
+                .arg(&before_ms)
+                .arg(keep);
             invocation
         })
         .await

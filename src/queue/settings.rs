@@ -31,6 +31,10 @@ pub struct QueueSettings {
     /// How long finished job records are kept before Redis expires them.
     pub completed_retention_secs: u64,
     pub failed_retention_secs: u64,
+    /// At most this many finished records kept per state, the oldest removed first (cancelled ones
+    /// follow the failed cap); 0 is no cap, only the retention.
+    pub completed_max_count: u64,
+    pub failed_max_count: u64,
     /// How long a worker's BLMOVE blocks before it looks around (shutdown, reconnect).
     pub claim_block_secs: f64,
     /// At most this many job starts per window across all instances, counted in Redis at claim
@@ -54,6 +58,8 @@ impl Default for QueueSettings {
             scheduler_interval_ms: 500,
             completed_retention_secs: 86_400,
             failed_retention_secs: 7 * 86_400,
+            completed_max_count: 0,
+            failed_max_count: 0,
             claim_block_secs: 2.0,
             rate_limit_jobs: 0,
             rate_limit_window_ms: 1_000,

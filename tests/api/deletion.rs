@@ -585,6 +585,37 @@ async fn expired_records_take_their_files_with_them() {
     .await;
 }
 
+#[tokio::test]
+async fn finished_records_past_their_cap_by_count_go_oldest_first_with_their_files() {
+    let app = TestApp::spawn_with(Role::All, |settings| {
+        settings.queue.completed_max_count = 2;
+    })
+    .await;
+    let caller = As::anonymous(&app);
+    let mut ids = Vec::new();
+    for width in [64, 65, 66, 67] {
+        let (id, _) = upload(&app, None, jpeg(width, 48)).await;
+        completed(&caller, &id).await;
+        ids.push(id);
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the two oldest records and their files to go",
+        || async {
+            caller.get(&format!("/jobs/{}", ids[0])).await.status() == 404
+                && caller.get(&format!("/jobs/{}", ids[1])).await.status() == 404
+                && variants_of(&app, &ids[0]).is_empty()
+                && variants_of(&app, &ids[1]).is_empty()
+        },
+    )
+    .await;
+    for id in &ids[2..] {
+        assert_eq!(caller.get(&format!("/jobs/{id}")).await.status(), 200);
+        assert!(!variants_of(&app, id).is_empty());
+    }
+    assert_eq!(originals(&app).len(), 2, "the kept jobs' originals stay");
+}
+
 /// Stores `bytes` as an upload does (pin, commit, enqueue taking over the pin) for `copies` jobs
 /// of `owner`: the content's SHA-256 and the jobs' ids.
 async fn store(

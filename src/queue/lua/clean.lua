@@ -1,11 +1,21 @@
--- clean: remove finished jobs of one state that finished before a time, oldest first, as a delete
--- would (see `remove_job`): an administrator's clean-up ahead of the retention.
+-- clean: remove finished jobs of one state, oldest first, as a delete would (see `remove_job`):
+-- those that finished before a time (an administrator's clean-up ahead of the retention), or those
+-- beyond the newest N (the cap on finished records by count).
 -- KEYS[1]: the state's index of finished jobs (`<finished>:<state>`, scored by when they finished)
 -- ARGV[1]: now (ms)   ARGV[2]: the `{prefix}` tag   ARGV[3]: events channel
--- ARGV[4]: remove those finished before this (ms)   ARGV[5]: at most this many
+-- ARGV[4]: remove those finished before this (ms), or '' to keep the newest ARGV[5] instead
+-- ARGV[5]: how many to keep, when ARGV[4] is ''   ARGV[6]: at most this many removed
 -- Returns: {id, state, subject, payload, content, ...} of the jobs removed
+local ids
+if ARGV[4] ~= '' then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4], 'LIMIT', 0, ARGV[6])
+else
+  local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[5])
+  if excess <= 0 then return {} end
+  ids = redis.call('ZRANGE', KEYS[1], 0, math.min(excess, tonumber(ARGV[6])) - 1)
+end
 local removed = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4], 'LIMIT', 0, ARGV[5])) do
+for _, id in ipairs(ids) do
   local state, subject, payload, content = remove_job(ARGV[2], id, ARGV[1], 0, ARGV[3])
   -- A record gone some other way leaves only its place here.
   redis.call('ZREM', KEYS[1], id)
