@@ -56,7 +56,7 @@ impl NoopPool {
             moved: moved.clone(),
         };
         let workers = WorkerSettings {
-            concurrency,
+            concurrency: Some(concurrency),
             ..WorkerSettings::default()
         };
         let pool = WorkerPool::new(queue.clone(), handler, workers);

@@ -201,7 +201,7 @@ mod tests {
         settings.queue.heartbeat_ttl_ms = 1000;
         settings.queue.heartbeat_interval_ms = 2000;
         settings.redis.key_prefix = String::new();
-        settings.workers.concurrency = 0;
+        settings.workers.concurrency = Some(0);
         settings.variants.push(VariantSpec::thumb());
         let message = settings.validate().unwrap_err().to_string();
         for expected in [

@@ -1,4 +1,5 @@
-//! The worker pool: `concurrency` tokio tasks, each with its own blocking Redis connection, running
+//! The worker pool: from `workers.min` to `workers.max` tokio tasks (more while jobs wait and every
+//! worker is busy, fewer after they idle), each with its own blocking Redis connection, running
 //! a `Handler` on the jobs they claim; plus the instance's heartbeat and upkeep. It survives any Redis
 //! error by reconnecting with backoff, and stops gracefully: stop claiming, let running jobs finish
 //! until a deadline, then hand the rest back to the waiting list at once.
@@ -6,6 +7,8 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use serde_json::Value;
@@ -42,6 +45,7 @@ pub struct WorkerPool<H> {
     /// Unique per process start, so a restarted process never mistakes its predecessor's jobs
     /// for its own.
     instance: String,
+    size: Arc<PoolSize>,
 }
 
 /// How a job's run ended, before it is recorded.
@@ -60,7 +64,13 @@ impl<H: Handler> WorkerPool<H> {
             handler: Arc::new(handler),
             settings,
             instance,
+            size: Arc::default(),
         }
+    }
+
+    /// Its workers and busy workers, as they change (for tests and metrics).
+    pub fn size(&self) -> Arc<PoolSize> {
+        self.size.clone()
     }
 
     pub fn instance(&self) -> &str {
@@ -69,7 +79,9 @@ impl<H: Handler> WorkerPool<H> {
 
     /// Runs until `shutdown` resolves, then stops gracefully (see the module doc).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let workers: Vec<String> = (0..self.settings.concurrency)
+        let (min, max) = self.settings.bounds();
+        // Every slot up to `max` is registered, so the reaper knows each list a worker may use.
+        let workers: Vec<String> = (0..max)
             .map(|slot| format!("{}/{slot}", self.instance))
             .collect();
         // `stop`: claim no more jobs. `abort`: the grace period is over, hand running jobs back.
@@ -105,20 +117,56 @@ impl<H: Handler> WorkerPool<H> {
         let upkeep = tokio::spawn(maintenance::upkeep(self.queue.clone(), reach, stop.clone()));
 
         let mut tasks = JoinSet::new();
-        for name in &workers {
+        // Slots without a worker, the lowest taken first.
+        let mut free: Vec<usize> = (0..max).rev().collect();
+        let spawn = |tasks: &mut JoinSet<usize>, free: &mut Vec<usize>| {
+            let Some(slot) = free.pop() else { return };
+            self.size.running.fetch_add(1, Ordering::SeqCst);
             let worker = Worker {
                 queue: self.queue.clone(),
                 handler: self.handler.clone(),
                 settings: self.settings.clone(),
-                name: name.clone(),
+                name: workers[slot].clone(),
+                slot,
+                size: self.size.clone(),
                 stop: stop.clone(),
                 abort: abort.clone(),
             };
             tasks.spawn(worker.run());
+        };
+        for _ in 0..min {
+            spawn(&mut tasks, &mut free);
         }
-        tracing::info!(instance = %self.instance, workers = workers.len(), "worker pool started");
+        tracing::info!(instance = %self.instance, min, max, "worker pool started");
 
-        shutdown.await;
+        // Grows while jobs wait and every worker is busy; workers idle past `workers.idle_secs`
+        // retire by themselves, down to `min`.
+        let mut scaling = tokio::time::interval(SCALE_INTERVAL);
+        scaling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(retired) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Ok(slot) = retired {
+                        free.push(slot);
+                        free.sort_unstable_by(|a, b| b.cmp(a));
+                    }
+                }
+                _ = scaling.tick(), if max > min => {
+                    let running = self.size.running.load(Ordering::SeqCst);
+                    if running < max && self.size.busy.load(Ordering::SeqCst) >= running {
+                        match self.queue.depths().await {
+                            Ok(depths) if depths.waiting > 0 => {
+                                spawn(&mut tasks, &mut free);
+                                tracing::debug!(workers = running + 1, waiting = depths.waiting, "worker added");
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::debug!(error = %e, "queue depth unknown; not scaling"),
+                        }
+                    }
+                }
+            }
+        }
         tracing::info!(grace = ?self.settings.shutdown_grace(), "stopping: no new jobs; waiting for running ones");
         let _ = stop_tx.send(true);
         let drain = async { while tasks.join_next().await.is_some() {} };
@@ -152,19 +200,75 @@ impl<H: Handler> WorkerPool<H> {
     }
 }
 
+/// How many workers a pool runs and how many of them hold a job, shared by its tasks.
+#[derive(Debug, Default)]
+pub struct PoolSize {
+    pub running: AtomicUsize,
+    pub busy: AtomicUsize,
+}
+
+/// Counts a worker busy until dropped.
+struct BusyGuard(Arc<PoolSize>);
+
+fn scopeguard(size: &Arc<PoolSize>) -> BusyGuard {
+    BusyGuard(size.clone())
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How a worker task ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Exit {
+    Stopped,
+    /// Idle past `workers.idle_secs` with more than `workers.min` running.
+    Retired,
+}
+
+/// How often the pool considers adding a worker.
+const SCALE_INTERVAL: Duration = Duration::from_millis(250);
+
 /// One worker task.
 struct Worker<H> {
     queue: Queue,
     handler: Arc<H>,
     settings: WorkerSettings,
     name: String,
+    /// Its slot, handed back when it retires.
+    slot: usize,
+    size: Arc<PoolSize>,
     stop: watch::Receiver<bool>,
     abort: watch::Receiver<bool>,
 }
 
 impl<H: Handler> Worker<H> {
-    async fn run(mut self) {
+    /// Works until stopped or retired; its slot, for the pool to hand out again.
+    async fn run(mut self) -> usize {
         let _counted = telemetry::Held::new(telemetry::WORKERS);
+        if self.work().await == Exit::Stopped {
+            self.size.running.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.slot
+    }
+
+    /// Retires when idle past `workers.idle_secs` while more than `workers.min` run: counted out
+    /// in the same step as the decision, so two idle workers never both retire past the minimum.
+    fn may_retire(&self, idle_since: Instant) -> bool {
+        idle_since.elapsed() >= self.settings.idle()
+            && self
+                .size
+                .running
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |running| {
+                    (running > self.settings.bounds().0).then(|| running - 1)
+                })
+                .is_ok()
+    }
+
+    async fn work(&mut self) -> Exit {
+        let mut idle_since = Instant::now();
         let mut delay = ReconnectDelay::new();
         'connect: while !*self.stop.borrow() {
             let mut conn = match self.connect().await {
@@ -173,7 +277,7 @@ impl<H: Handler> Worker<H> {
                     telemetry::redis_error("worker");
                     tracing::warn!(worker = %self.name, error = %e, "redis unavailable; retrying");
                     if !delay.wait(&mut self.stop).await {
-                        return;
+                        return Exit::Stopped;
                     }
                     continue;
                 }
@@ -189,41 +293,51 @@ impl<H: Handler> Worker<H> {
                     Some(claim) => Ok(claim),
                     None => tokio::select! {
                         biased;
-                        _ = self.stop.wait_for(|s| *s) => return,
+                        _ = self.stop.wait_for(|s| *s) => return Exit::Stopped,
                         claim = conn.claim() => claim,
                     },
                 };
                 match claim {
-                    Ok(Claim::Empty) => {}
+                    Ok(Claim::Empty) => {
+                        if self.may_retire(idle_since) {
+                            tracing::debug!(worker = %self.name, "idle worker retired");
+                            return Exit::Retired;
+                        }
+                    }
                     Ok(Claim::Limited { wait }) => {
                         tokio::select! {
-                            _ = self.stop.wait_for(|s| *s) => return,
+                            _ = self.stop.wait_for(|s| *s) => return Exit::Stopped,
                             _ = tokio::time::sleep(wait) => {}
                         }
                     }
                     Ok(Claim::Paused) => {
                         if !self.until_resumed().await {
-                            return;
+                            return Exit::Stopped;
                         }
                     }
                     Ok(Claim::Skipped { id, state }) => {
                         tracing::debug!(job_id = %id, ?state, "skipped a job that is no longer runnable");
                     }
-                    Ok(Claim::Job(job)) => match self.run_job(&mut conn, job).await {
-                        Some(claimed) => next = claimed,
-                        None => continue 'connect,
-                    },
+                    Ok(Claim::Job(job)) => {
+                        let ran = self.run_job(&mut conn, job).await;
+                        idle_since = Instant::now();
+                        match ran {
+                            Some(claimed) => next = claimed,
+                            None => continue 'connect,
+                        }
+                    }
                     Err(e) => {
                         telemetry::redis_error("worker");
                         tracing::warn!(worker = %self.name, error = %e, "claim failed; reconnecting");
                         if !delay.wait(&mut self.stop).await {
-                            return;
+                            return Exit::Stopped;
                         }
                         continue 'connect;
                     }
                 }
             }
         }
+        Exit::Stopped
     }
 
     /// Waits while processing is paused; `false` when the pool stops meanwhile.
@@ -255,6 +369,8 @@ impl<H: Handler> Worker<H> {
         telemetry::job_claimed(std::time::Duration::from_millis(waited));
         tracing::info!(worker = %self.name, waited_ms = waited, "job started");
         let _running = telemetry::Held::new(telemetry::JOBS_RUNNING);
+        self.size.busy.fetch_add(1, Ordering::SeqCst);
+        let _busy = scopeguard(&self.size);
         let started = std::time::Instant::now();
         let progress = conn.progress_reporter(&job);
         let timeout = self.settings.job_timeout();

@@ -187,8 +187,14 @@ impl QueueSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerSettings {
-    /// Worker tasks in this process (each holds one blocking Redis connection).
-    pub concurrency: usize,
+    /// Worker tasks in this process (each holds one blocking Redis connection): at least `min`;
+    /// up to `max` while jobs wait and every worker is busy, an extra one retiring after
+    /// `idle_secs` without a job.
+    pub min: usize,
+    pub max: usize,
+    pub idle_secs: u64,
+    /// A fixed number of workers: when set, `min` and `max` are both this (the older setting).
+    pub concurrency: Option<usize>,
     /// A job running longer than this fails with a transient `timeout` error and is retried.
     pub job_timeout_secs: u64,
     /// On SIGTERM/SIGINT, in-flight jobs (and HTTP requests) get this long to finish before they
@@ -199,7 +205,10 @@ pub struct WorkerSettings {
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
-            concurrency: 4,
+            min: 2,
+            max: 8,
+            idle_secs: 30,
+            concurrency: None,
             job_timeout_secs: 120,
             shutdown_grace_secs: 20,
         }
@@ -208,9 +217,32 @@ impl Default for WorkerSettings {
 
 impl WorkerSettings {
     pub fn check(&self, checks: &mut Checks) {
-        checks.at_least("workers.concurrency", self.concurrency, 1);
+        if let Some(concurrency) = self.concurrency {
+            checks.at_least("workers.concurrency", concurrency, 1);
+        } else {
+            checks.at_least("workers.min", self.min, 1);
+            checks.require(self.max >= self.min, "workers.max", || {
+                format!(
+                    "workers.max ({}) must be at least workers.min ({})",
+                    self.max, self.min
+                )
+            });
+        }
+        checks.at_least("workers.idle_secs", self.idle_secs, 1);
         checks.at_least("workers.job_timeout_secs", self.job_timeout_secs, 1);
         checks.at_least("workers.shutdown_grace_secs", self.shutdown_grace_secs, 1);
+    }
+
+    /// The fewest and the most worker tasks, `concurrency` winning when set.
+    pub fn bounds(&self) -> (usize, usize) {
+        match self.concurrency {
+            Some(n) => (n, n),
+            None => (self.min, self.max),
+        }
+    }
+
+    pub fn idle(&self) -> Duration {
+        Duration::from_secs(self.idle_secs)
     }
 
     pub fn job_timeout(&self) -> Duration {

@@ -77,7 +77,7 @@ pub fn test_settings(storage: &std::path::Path) -> Settings {
     settings.server.bind = "127.0.0.1:0".into();
     settings.storage.dir = storage.to_path_buf();
     settings.queue = quick_settings();
-    settings.workers.concurrency = 2;
+    settings.workers.concurrency = Some(2);
     settings.workers.shutdown_grace_secs = 2;
     // Resyncs after a Redis restart within a test's patience.
     settings.websocket.resync_spread_ms = 200;

@@ -231,3 +231,76 @@ async fn the_rate_limit_on_job_starts_holds_across_two_instances() {
         pool.stop().await;
     }
 }
+
+/// Sleeps, and notes the most jobs it ran at once.
+#[derive(Clone, Default)]
+struct Overlap {
+    now: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+impl Handler for Overlap {
+    async fn handle(&self, _job: &Claimed, _progress: &Progress) -> Result<Value, JobError> {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        Ok(json!({}))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_grows_under_a_burst_and_shrinks_back_when_idle() {
+    let redis = TestRedis::start();
+    let queue = redis.queue();
+    let handler = Overlap::default();
+    let settings = pixdrop::queue::WorkerSettings {
+        concurrency: None,
+        min: 1,
+        max: 4,
+        idle_secs: 1,
+        ..workers(1)
+    };
+    let pool = WorkerPool::new(queue.clone(), handler.clone(), settings);
+    let size = pool.size();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(pool.run(async {
+        let _ = stopped.await;
+    }));
+    eventually(Duration::from_secs(5), "the first worker", || async {
+        size.running.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let mut ids = Vec::new();
+    for n in 0..16 {
+        ids.push(queue.enqueue(&json!({"n": n})).await.unwrap());
+    }
+    eventually(Duration::from_secs(20), "the burst to complete", || async {
+        let mut all = true;
+        for id in &ids {
+            all &= state(&queue, id).await == JobState::Completed;
+        }
+        all
+    })
+    .await;
+    assert_eq!(
+        handler.most.load(Ordering::SeqCst),
+        4,
+        "grew to the maximum while jobs waited"
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the pool to shrink to one",
+        || async { size.running.load(Ordering::SeqCst) == 1 },
+    )
+    .await;
+    // Back to one worker, which still takes jobs.
+    let late = queue.enqueue(&json!({})).await.unwrap();
+    eventually(Duration::from_secs(5), "a job after the shrink", || async {
+        state(&queue, &late).await == JobState::Completed
+    })
+    .await;
+    stop.send(()).unwrap();
+    running.await.unwrap();
+    assert_eq!(size.running.load(Ordering::SeqCst), 0);
+}

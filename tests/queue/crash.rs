@@ -179,7 +179,7 @@ async fn a_job_whose_worker_process_dies_the_instant_it_is_claimed_runs_again_on
     // The reaper forgets the dead workers one by one, after returning their jobs: the jobs of one
     // may complete here before it reaches the next.
     eventually(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "the dead instance's workers to be forgotten",
         || async { live_instances(&redis, &queue).await.is_empty() },
     )

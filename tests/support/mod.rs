@@ -81,9 +81,10 @@ pub fn quick_settings() -> QueueSettings {
 
 pub fn workers(concurrency: usize) -> WorkerSettings {
     WorkerSettings {
-        concurrency,
+        concurrency: Some(concurrency),
         job_timeout_secs: 30,
         shutdown_grace_secs: 5,
+        ..WorkerSettings::default()
     }
 }
 
