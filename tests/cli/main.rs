@@ -5,6 +5,9 @@ mod embedded;
 mod logs;
 #[path = "../support/photo.rs"]
 mod photo;
+mod processes;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::process::Command;
 
