@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::photo::noisy_jpeg as photo;
-use crate::pixdrop;
+use crate::{announced_port_in, pixdrop, upload_photo};
 
 /// A pixdrop process; killed when dropped.
 struct Running {
@@ -62,14 +62,8 @@ fn announced_port(output: impl Read + Send + 'static) -> mpsc::Receiver<u16> {
     std::thread::spawn(move || {
         for line in BufReader::new(output).lines() {
             let Ok(line) = line else { break };
-            if let Some(address) = line.trim().strip_prefix("pixdrop is running: http://") {
-                let port = address
-                    .trim_end_matches('/')
-                    .rsplit_once(':')
-                    .map(|(_, p)| p);
-                if let Some(port) = port.and_then(|p| p.parse().ok()) {
-                    let _ = port_tx.send(port);
-                }
+            if let Some(port) = announced_port_in(&line) {
+                let _ = port_tx.send(port);
             }
         }
     });
@@ -128,16 +122,7 @@ impl Running {
 
     /// Uploads `photo`; the new job's id.
     async fn upload(&self, photo: &[u8]) -> String {
-        let part = reqwest::multipart::Part::bytes(photo.to_vec()).file_name("photo.jpg");
-        let response = reqwest::Client::new()
-            .post(self.url("/upload"))
-            .multipart(reqwest::multipart::Form::new().part("file", part))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 202);
-        let body: Value = response.json().await.unwrap();
-        body["jobs"][0]["id"].as_str().unwrap().to_owned()
+        upload_photo(self.url("").trim_end_matches('/'), photo).await
     }
 
     async fn state_of(&self, id: &str) -> String {

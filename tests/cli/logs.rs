@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::photo::noisy_jpeg as photo;
-use crate::pixdrop;
+use crate::{announced_port_in, pixdrop, upload_photo};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_a_line_and_every_line_of_a_job_names_it() {
@@ -44,30 +44,13 @@ async fn json_logs_are_one_object_a_line_and_every_line_of_a_job_names_it() {
     wait_for("the announcement", &|lines| {
         lines.iter().any(|l| l.starts_with("pixdrop is running: "))
     });
-    let port: u16 = {
-        let lines = lines.lock().unwrap();
-        let announced = lines
-            .iter()
-            .find_map(|l| l.strip_prefix("pixdrop is running: http://"))
-            .unwrap();
-        announced
-            .trim_end_matches('/')
-            .rsplit_once(':')
-            .unwrap()
-            .1
-            .parse()
-            .unwrap()
-    };
-    let part = reqwest::multipart::Part::bytes(photo(64, 48)).file_name("photo.jpg");
-    let response = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/upload"))
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
+    let port = lines
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|l| announced_port_in(l))
         .unwrap();
-    assert_eq!(response.status(), 202);
-    let body: Value = response.json().await.unwrap();
-    let id = body["jobs"][0]["id"].as_str().unwrap().to_owned();
+    let id = upload_photo(&format!("http://127.0.0.1:{port}"), &photo(64, 48)).await;
     wait_for("the job's completion", &|lines| {
         lines
             .iter()

@@ -11,6 +11,31 @@ mod support;
 
 use std::process::Command;
 
+/// The port in pixdrop's `pixdrop is running: http://HOST:PORT/` line, if `line` is that line.
+fn announced_port_in(line: &str) -> Option<u16> {
+    let address = line.trim().strip_prefix("pixdrop is running: http://")?;
+    address
+        .trim_end_matches('/')
+        .rsplit_once(':')?
+        .1
+        .parse()
+        .ok()
+}
+
+/// Uploads `photo` to the pixdrop at `address` (`http://HOST:PORT`): `202`, and the job's id.
+async fn upload_photo(address: &str, photo: &[u8]) -> String {
+    let part = reqwest::multipart::Part::bytes(photo.to_vec()).file_name("photo.jpg");
+    let response = reqwest::Client::new()
+        .post(format!("{address}/upload"))
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["jobs"][0]["id"].as_str().unwrap().to_owned()
+}
+
 fn pixdrop(storage: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pixdrop"));
     command

@@ -13,8 +13,8 @@ use redis::AsyncCommands;
 use serde_json::Value;
 
 use crate::photo::noisy_jpeg;
-use crate::pixdrop;
 use crate::support::TestRedis;
+use crate::{pixdrop, upload_photo};
 
 /// A pixdrop process on the test's Redis; killed when dropped.
 struct Process(Child);
@@ -98,21 +98,11 @@ async fn two_http_processes_and_two_workers_share_the_work_and_survive_a_kill() 
     })
     .await;
 
-    let client = reqwest::Client::new();
     let mut ids = Vec::new();
     for n in 0..UPLOADS {
         let address = if n % 2 == 0 { &a } else { &b };
         // Each photo its own bytes, so none reuses another's variants.
-        let part = reqwest::multipart::Part::bytes(noisy_jpeg(900 + n, 700)).file_name("p.jpg");
-        let response = client
-            .post(format!("{address}/upload"))
-            .multipart(reqwest::multipart::Form::new().part("file", part))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 202);
-        let body: Value = response.json().await.unwrap();
-        ids.push(body["jobs"][0]["id"].as_str().unwrap().to_owned());
+        ids.push(upload_photo(address, &noisy_jpeg(900 + n, 700)).await);
     }
     let query = format!("?job={}", ids.join("&job="));
     let mut sockets = Vec::new();

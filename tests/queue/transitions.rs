@@ -321,6 +321,16 @@ async fn every_key_shares_one_hash_tag() {
     assert!(keys.iter().all(|k| k.starts_with("{pixdrop}:")), "{keys:?}");
 }
 
+/// The ids in `worker`'s processing list.
+async fn processing_list(redis: &TestRedis, queue: &Queue, worker: &str) -> Vec<String> {
+    redis
+        .conn()
+        .await
+        .lrange(queue.keys().processing(worker), 0, -1)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn an_ack_can_claim_and_activate_the_next_waiting_job_in_the_same_step() {
     // A busy worker's ack moves the next id into its own list and activates it: the answer is the
@@ -341,12 +351,7 @@ async fn an_ack_can_claim_and_activate_the_next_waiting_job_in_the_same_step() {
         (next.id, next.attempt, next.payload.clone()),
         (second, 1, json!({"n": 2}))
     );
-    let processing: Vec<String> = redis
-        .conn()
-        .await
-        .lrange(queue.keys().processing("i/0"), 0, -1)
-        .await
-        .unwrap();
+    let processing = processing_list(&redis, &queue, "i/0").await;
     assert_eq!(
         processing,
         [second.to_string()],
@@ -390,12 +395,7 @@ async fn an_ack_drops_a_next_id_without_a_record_and_still_claims_after_a_lost_l
         Some(Claim::Skipped { id, state }) => assert_eq!((id, state), (lost.to_string(), None)),
         other => panic!("expected the lost id skipped, got {other:?}"),
     }
-    let processing: Vec<String> = redis
-        .conn()
-        .await
-        .lrange(queue.keys().processing("i/0"), 0, -1)
-        .await
-        .unwrap();
+    let processing = processing_list(&redis, &queue, "i/0").await;
     assert!(processing.is_empty(), "{processing:?}");
     let anyone = Subject::anonymous();
     let (mut conn, job) = claim(&queue, "i/0").await;

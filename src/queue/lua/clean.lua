@@ -14,13 +14,4 @@ else
   if excess <= 0 then return {} end
   ids = redis.call('ZRANGE', KEYS[1], 0, math.min(excess, tonumber(ARGV[6])) - 1)
 end
-local removed = {}
-for _, id in ipairs(ids) do
-  local state, subject, payload, content = remove_job(ARGV[2], id, ARGV[1], 0, ARGV[3])
-  -- A record gone some other way leaves only its place here.
-  redis.call('ZREM', KEYS[1], id)
-  if state then
-    for _, v in ipairs({id, state, subject, payload, content}) do removed[#removed + 1] = v end
-  end
-end
-return removed
+return remove_listed(ARGV[2], ids, KEYS[1], ARGV[1], ARGV[3])

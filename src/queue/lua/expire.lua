@@ -4,12 +4,5 @@
 -- KEYS[1]: the expiry schedule of finished jobs
 -- ARGV[1]: now (ms)   ARGV[2]: the `{prefix}` tag   ARGV[3]: events channel   ARGV[4]: at most so many
 -- Returns: {id, state, subject, payload, content, id, ...} of the removed jobs
-local removed = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[4])) do
-  local state, subject, payload, content = remove_job(ARGV[2], id, ARGV[1], 0, ARGV[3])
-  redis.call('ZREM', KEYS[1], id)
-  if state then
-    for _, v in ipairs({id, state, subject, payload, content}) do removed[#removed + 1] = v end
-  end
-end
-return removed
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[4])
+return remove_listed(ARGV[2], due, KEYS[1], ARGV[1], ARGV[3])

@@ -226,3 +226,18 @@ local function remove_job(tag, id, now, outputs_delay, channel)
   redis.call('PUBLISH', channel, '{"id":"' .. id .. '","deleted":true}')
   return state, f[2] or '', f[4] or '', f[3] or ''
 end
+
+-- Removes each of `ids` as `remove_job` does and takes it out of `index` (the schedule or index it
+-- was listed by: a record gone some other way leaves only its place there). Returns {id, state,
+-- subject, payload, content, ...} of the jobs removed.
+local function remove_listed(tag, ids, index, now, channel)
+  local removed = {}
+  for _, id in ipairs(ids) do
+    local state, subject, payload, content = remove_job(tag, id, now, 0, channel)
+    redis.call('ZREM', index, id)
+    if state then
+      for _, v in ipairs({id, state, subject, payload, content}) do removed[#removed + 1] = v end
+    end
+  end
+  return removed
+end
