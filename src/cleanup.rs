@@ -111,7 +111,10 @@ impl Cleanup {
     /// Removes the finished jobs in `state` older than `older_than`, and their files; how many.
     pub async fn clean(&self, state: JobState, older_than: Duration) -> QueueResult<usize> {
         let before = self.queue.finished_before(older_than);
-        let removed = self.queue.clean_finished(state, before).await?;
+        let removed = self
+            .queue
+            .clean_finished(state, before, self.outputs_delay)
+            .await?;
         self.after_removal(&removed).await;
         Ok(removed.len())
     }
@@ -126,8 +129,14 @@ impl Cleanup {
     /// Removes the finished records whose retention is over, then the oldest beyond the caps by
     /// count, and then their files.
     pub async fn expire(&self) -> QueueResult<usize> {
-        let mut removed = self.queue.expire_due().await?;
-        // Then the caps by count, oldest first.
+        let expired = self.queue.expire_due().await?;
+        if !expired.is_empty() {
+            tracing::info!(jobs = expired.len(), "expired finished jobs");
+            self.after_removal(&expired).await;
+        }
+        // Then the caps by count, oldest first; each removal's quotas and files are seen to
+        // before the next step can fail.
+        let mut total = expired.len();
         let settings = self.queue.settings();
         for (state, cap) in [
             (JobState::Completed, settings.completed_max_count),
@@ -135,14 +144,18 @@ impl Cleanup {
             (JobState::Cancelled, settings.failed_max_count),
         ] {
             if cap > 0 {
-                removed.extend(self.queue.trim_finished(state, cap).await?);
+                let trimmed = self
+                    .queue
+                    .trim_finished(state, cap, self.outputs_delay)
+                    .await?;
+                if !trimmed.is_empty() {
+                    tracing::info!(jobs = trimmed.len(), %state, cap, "finished jobs over the cap removed");
+                    self.after_removal(&trimmed).await;
+                }
+                total += trimmed.len();
             }
         }
-        if !removed.is_empty() {
-            tracing::info!(jobs = removed.len(), "expired finished jobs");
-            self.after_removal(&removed).await;
-        }
-        Ok(removed.len())
+        Ok(total)
     }
 
     /// Gives back quotas, removes what active jobs wrote so far (their outputs are swept again

@@ -17,7 +17,7 @@ use std::time::Duration;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::queue::Queue;
+use crate::queue::{Queue, QueueStats};
 
 pub const HTTP_REQUESTS: &str = "pixdrop_http_requests_total";
 pub const HTTP_DURATION: &str = "pixdrop_http_request_duration_seconds";
@@ -85,57 +85,96 @@ fn describe() {
         REDIS_RECONNECTS,
         "Redis connections opened again after a failure."
     );
-    describe_gauge!(
-        QUEUE_JOBS,
-        "Jobs in the queue by state (waiting, retrying, active), across every instance."
-    );
-    describe_gauge!(QUEUE_WORKERS, "Workers registered, across every instance.");
-    describe_counter!(
-        QUEUE_FINISHED,
-        "Jobs that ended completed, failed or cancelled, across every instance."
-    );
-    describe_counter!(
-        QUEUE_FAILURES,
-        "Jobs failed for good, by error code, across every instance."
-    );
-    describe_counter!(
-        QUEUE_RETRIES,
-        "Attempts that failed and were scheduled again, by error code, across every instance."
-    );
 }
 
-/// The exposition: the queue's figures read afresh (kept as they were if Redis does not answer),
-/// then everything this process recorded.
+/// The exposition: everything this process recorded, then the queue's figures read afresh from
+/// Redis (left out, and the error counted, when Redis does not answer).
 pub async fn render(queue: &Queue) -> String {
     let handle = recorder();
-    match queue.stats().await {
-        Ok(stats) => {
-            for (state, value) in [
-                ("waiting", stats.waiting),
-                ("retrying", stats.retrying),
-                ("active", stats.active),
-            ] {
-                gauge!(QUEUE_JOBS, "state" => state).set(value as f64);
-            }
-            gauge!(QUEUE_WORKERS).set(stats.workers as f64);
-            for state in ["completed", "failed", "cancelled"] {
-                let value = stats.finished.get(state).copied().unwrap_or(0);
-                counter!(QUEUE_FINISHED, "state" => state).absolute(value);
-            }
-            for (code, value) in &stats.failed_by_code {
-                counter!(QUEUE_FAILURES, "code" => code.clone()).absolute(*value);
-            }
-            for (code, value) in &stats.retried_by_code {
-                counter!(QUEUE_RETRIES, "code" => code.clone()).absolute(*value);
-            }
-        }
-        Err(e) => {
-            redis_error("metrics");
-            tracing::warn!(error = %e, "metrics: the queue's figures could not be read");
-        }
+    let stats = queue.stats().await;
+    if let Err(e) = &stats {
+        redis_error("metrics");
+        tracing::warn!(error = %e, "metrics: the queue's figures could not be read");
     }
     handle.run_upkeep();
-    handle.render()
+    let mut text = handle.render();
+    if let Ok(stats) = stats {
+        text.push_str(&queue_section(&stats));
+    }
+    text
+}
+
+/// The queue-wide figures in the text format. Written here rather than through the recorder: they
+/// are Redis's values as they are now, and a counter must be able to go back to zero (a Redis
+/// whose data was lost), which the recorder's counters, only ever raised, cannot show.
+fn queue_section(stats: &QueueStats) -> String {
+    let mut text = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, value) in samples {
+            text.push_str(&format!("{name}{labels} {value}\n"));
+        }
+        text.push('\n');
+    };
+    let label = |key: &str, value: &str| format!("{{{key}=\"{}\"}}", escape(value));
+    family(
+        QUEUE_JOBS,
+        "gauge",
+        "Jobs in the queue by state, across every instance.",
+        &[
+            (label("state", "waiting"), stats.waiting),
+            (label("state", "retrying"), stats.retrying),
+            (label("state", "active"), stats.active),
+        ],
+    );
+    family(
+        QUEUE_WORKERS,
+        "gauge",
+        "Worker slots registered by every instance (each registers up to its workers.max).",
+        &[(String::new(), stats.workers)],
+    );
+    let finished: Vec<(String, u64)> = ["completed", "failed", "cancelled"]
+        .iter()
+        .map(|state| {
+            (
+                label("state", state),
+                stats.finished.get(*state).copied().unwrap_or(0),
+            )
+        })
+        .collect();
+    family(
+        QUEUE_FINISHED,
+        "counter",
+        "Jobs that ended completed, failed or cancelled, across every instance.",
+        &finished,
+    );
+    let by_code = |counts: &std::collections::BTreeMap<String, u64>| -> Vec<(String, u64)> {
+        counts
+            .iter()
+            .map(|(code, n)| (label("code", code), *n))
+            .collect()
+    };
+    family(
+        QUEUE_FAILURES,
+        "counter",
+        "Jobs failed for good, by error code, across every instance.",
+        &by_code(&stats.failed_by_code),
+    );
+    family(
+        QUEUE_RETRIES,
+        "counter",
+        "Attempts that failed and were scheduled again, by error code, across every instance.",
+        &by_code(&stats.retried_by_code),
+    );
+    text
+}
+
+/// A label value as the text format wants it: backslash, quote and newline escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// A call to Redis failed in `component` (`http`, `worker`, `events`, `metrics`...).
@@ -150,6 +189,11 @@ pub fn redis_reconnect(component: &'static str) {
 
 /// An HTTP request answered: `route` is the matched pattern, or `unmatched`.
 pub fn http_request(method: &str, route: &str, status: u16, took: Duration) {
+    // A client may send any method name: the label takes the standard ones, the rest as one.
+    let method = match method {
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+        _ => "other",
+    };
     let (method, route) = (method.to_owned(), route.to_owned());
     counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status.to_string())
         .increment(1);

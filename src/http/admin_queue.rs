@@ -4,7 +4,8 @@
 //! - `GET /admin/jobs?state=failed&offset=0&limit=50`: finished jobs (completed, failed or
 //!   cancelled), newest first, with their owner and error.
 //! - `POST /admin/jobs/{id}/retry`, `DELETE /admin/jobs/{id}`: one job, whoever owns it.
-//! - `POST /admin/jobs/retry-failed`: every failed job back in the queue.
+//! - `POST /admin/jobs/retry-failed`: the failed jobs back in the queue, oldest first, up to
+//!   `RETRY_ALL_MAX` a call; the answer says how many are failed still.
 //! - `POST /admin/clean?state=completed&older_than_secs=3600`: finished jobs removed by age, with
 //!   their files, as their retention would.
 //! - `POST /admin/pause`, `POST /admin/resume`: every instance's workers stop claiming (what they
@@ -151,8 +152,13 @@ pub async fn delete(
 /// `POST /admin/jobs/retry-failed`.
 pub async fn retry_failed(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let retried = state.queue.retry_all_failed().await?;
-    tracing::info!(jobs = retried, "failed jobs retried by an administrator");
-    Ok(HttpResponse::Ok().json(json!({ "retried": retried })))
+    let remaining = state.queue.counts().await?.failed;
+    tracing::info!(
+        jobs = retried,
+        remaining,
+        "failed jobs retried by an administrator"
+    );
+    Ok(HttpResponse::Ok().json(json!({ "retried": retried, "failed": remaining })))
 }
 
 /// `POST /admin/clean?state=completed&older_than_secs=3600` (both required).

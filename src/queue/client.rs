@@ -121,7 +121,7 @@ pub struct BlockedContent {
 }
 
 /// How many jobs wait where: for health checks, metrics and tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Depths {
     pub waiting: u64,
     pub retrying: u64,

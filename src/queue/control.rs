@@ -20,7 +20,7 @@ pub struct Counts {
     pub completed: u64,
     pub failed: u64,
     pub cancelled: u64,
-    /// Workers registered, across every instance.
+    /// Worker slots registered, across every instance (each registers up to its `workers.max`).
     pub workers: u64,
     pub paused: bool,
 }
@@ -33,8 +33,8 @@ pub struct FinishedPage {
     pub jobs: Vec<JobRecord>,
 }
 
-/// Most ids a retry-all resubmits per round trip.
-const RETRY_BATCH: isize = 200;
+/// Most jobs one retry-all resubmits.
+pub const RETRY_ALL_MAX: usize = 10_000;
 
 /// The final states, whose jobs have an index of their own.
 pub const FINISHED_STATES: [JobState; 3] =
@@ -85,37 +85,23 @@ impl Queue {
         Ok(FinishedPage { total, jobs })
     }
 
-    /// Puts every job that had failed when it was called back in the queue; how many went. (A job
-    /// that fails again meanwhile is not retried twice.)
+    /// Puts the jobs failed at this moment back in the queue, the oldest first and at most
+    /// [`RETRY_ALL_MAX`] of them (call again for more); how many went. The ids are read once, so a
+    /// job that fails again meanwhile is not retried twice.
     pub async fn retry_all_failed(&self) -> QueueResult<usize> {
         let index = self.keys().finished_in(JobState::Failed);
-        let called = self.now();
+        let ids: Vec<String> = self
+            .conn()
+            .await?
+            .zrange(&index, 0, RETRY_ALL_MAX as isize - 1)
+            .await?;
         let mut retried = 0;
-        loop {
-            // Each resubmit takes its id out of the index, so the front is always new.
-            let ids: Vec<String> = self
-                .conn()
-                .await?
-                .zrangebyscore_limit(&index, "-inf", format!("({}", called + 1), 0, RETRY_BATCH)
-                .await?;
-            if ids.is_empty() {
-                return Ok(retried);
+        for id in ids.iter().filter_map(|raw| raw.parse::<JobId>().ok()) {
+            if self.resubmit_any(&id).await? == ResubmitOutcome::Queued {
+                retried += 1;
             }
-            let mut moved = 0;
-            for raw in &ids {
-                let outcome = match raw.parse::<JobId>() {
-                    Ok(id) => self.resubmit_any(&id).await?,
-                    Err(_) => ResubmitOutcome::NotFound,
-                };
-                if outcome == ResubmitOutcome::Queued {
-                    moved += 1;
-                } else {
-                    // No record, or not failed any more: only its place in the index was left.
-                    let _: i64 = self.conn().await?.zrem(&index, raw).await?;
-                }
-            }
-            retried += moved;
         }
+        Ok(retried)
     }
 
     /// Stops every instance's workers from claiming (running jobs finish).

@@ -4,6 +4,7 @@
 //! error by reconnecting with backoff, and stops gracefully: stop claiming, let running jobs finish
 //! until a deadline, then hand the rest back to the waiting list at once.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::client::Queue;
+use super::client::{Depths, Queue};
 use super::job::JobError;
 use super::maintenance;
 use super::progress::Progress;
@@ -119,7 +120,11 @@ impl<H: Handler> WorkerPool<H> {
         let mut tasks = JoinSet::new();
         // Slots without a worker, the lowest taken first.
         let mut free: Vec<usize> = (0..max).rev().collect();
-        let spawn = |tasks: &mut JoinSet<usize>, free: &mut Vec<usize>| {
+        // Which slot each task holds, to free it even when the task panicked.
+        let mut slots_of: HashMap<tokio::task::Id, usize> = HashMap::new();
+        let spawn = |tasks: &mut JoinSet<usize>,
+                     free: &mut Vec<usize>,
+                     slots_of: &mut HashMap<tokio::task::Id, usize>| {
             let Some(slot) = free.pop() else { return };
             self.size.running.fetch_add(1, Ordering::SeqCst);
             let worker = Worker {
@@ -132,10 +137,10 @@ impl<H: Handler> WorkerPool<H> {
                 stop: stop.clone(),
                 abort: abort.clone(),
             };
-            tasks.spawn(worker.run());
+            slots_of.insert(tasks.spawn(worker.run()).id(), slot);
         };
         for _ in 0..min {
-            spawn(&mut tasks, &mut free);
+            spawn(&mut tasks, &mut free, &mut slots_of);
         }
         tracing::info!(instance = %self.instance, min, max, "worker pool started");
 
@@ -146,18 +151,30 @@ impl<H: Handler> WorkerPool<H> {
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                Some(retired) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Ok(slot) = retired {
+                Some(ended) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    let id = match &ended {
+                        Ok((id, _)) => *id,
+                        Err(e) => {
+                            tracing::error!(error = %e, "a worker task ended abnormally");
+                            e.id()
+                        }
+                    };
+                    if let Some(slot) = slots_of.remove(&id) {
                         free.push(slot);
                         free.sort_unstable_by(|a, b| b.cmp(a));
                     }
                 }
-                _ = scaling.tick(), if max > min => {
+                _ = scaling.tick() => {
                     let running = self.size.running.load(Ordering::SeqCst);
-                    if running < max && self.size.busy.load(Ordering::SeqCst) >= running {
-                        match self.queue.depths().await {
+                    // Below the minimum (a worker task failed), or busy with jobs waiting.
+                    if running < min {
+                        spawn(&mut tasks, &mut free, &mut slots_of);
+                    } else if running < max && self.size.busy.load(Ordering::SeqCst) >= running {
+                        // Bounded, so a stop is still seen while Redis does not answer.
+                        let depths = tokio::time::timeout(SCALE_INTERVAL * 4, self.queue.depths());
+                        match depths.await.unwrap_or(Ok(Depths::default())) {
                             Ok(depths) if depths.waiting > 0 => {
-                                spawn(&mut tasks, &mut free);
+                                spawn(&mut tasks, &mut free, &mut slots_of);
                                 tracing::debug!(workers = running + 1, waiting = depths.waiting, "worker added");
                             }
                             Ok(_) => {}
@@ -220,6 +237,21 @@ impl Drop for BusyGuard {
     }
 }
 
+/// Takes a worker out of the pool's count when its task ends.
+struct Leaving {
+    size: Arc<PoolSize>,
+    /// Already counted out (a retirement decides and counts in one step).
+    counted_out: bool,
+}
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        if !self.counted_out {
+            self.size.running.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
 /// How a worker task ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Exit {
@@ -248,9 +280,12 @@ impl<H: Handler> Worker<H> {
     /// Works until stopped or retired; its slot, for the pool to hand out again.
     async fn run(mut self) -> usize {
         let _counted = telemetry::Held::new(telemetry::WORKERS);
-        if self.work().await == Exit::Stopped {
-            self.size.running.fetch_sub(1, Ordering::SeqCst);
-        }
+        // Counts the worker out however it ends, a panic included, unless retiring did.
+        let mut leaving = Leaving {
+            size: self.size.clone(),
+            counted_out: false,
+        };
+        leaving.counted_out = self.work().await == Exit::Retired;
         self.slot
     }
 
@@ -300,6 +335,10 @@ impl<H: Handler> Worker<H> {
                 match claim {
                     Ok(Claim::Empty) => {
                         if self.may_retire(idle_since) {
+                            // It holds no job; anything in its list goes back before it leaves.
+                            if let Err(e) = conn.recover_stranded().await {
+                                tracing::warn!(worker = %self.name, error = %e, "retiring with its list unswept; the pool's stop will sweep it");
+                            }
                             tracing::debug!(worker = %self.name, "idle worker retired");
                             return Exit::Retired;
                         }
@@ -347,8 +386,9 @@ impl<H: Handler> Worker<H> {
                 _ = self.stop.wait_for(|s| *s) => return false,
                 _ = tokio::time::sleep(PAUSE_POLL) => {}
             }
-            // An error ends the wait too: the claim that follows meets it and reconnects.
-            if !self.queue.is_paused().await.unwrap_or(false) {
+            // An error or no answer ends the wait too: the claim that follows meets it.
+            let paused = tokio::time::timeout(PAUSE_POLL * 4, self.queue.is_paused());
+            if paused.await.ok().and_then(Result::ok) != Some(true) {
                 return true;
             }
         }
@@ -452,14 +492,14 @@ impl<H: Handler> Worker<H> {
                 Err(e) => {
                     telemetry::redis_error("worker");
                     tracing::warn!(error = %e, "could not record the job's outcome; retrying");
+                    // The call may have run, its next job claimed with it: retries claim
+                    // nothing, and the caller reconnects and sweeps this worker's list.
+                    fresh = false;
                     if !delay.wait(&mut self.abort).await {
                         return None;
                     }
                     match WorkerConn::open(&self.queue, &self.name).await {
-                        Ok(new) => {
-                            *conn = new;
-                            fresh = false;
-                        }
+                        Ok(new) => *conn = new,
                         Err(e) => tracing::warn!(error = %e, "reconnect failed"),
                     }
                 }

@@ -138,17 +138,25 @@ impl Queue {
     }
 
     /// Removes the finished jobs in `state` that finished before `before_ms`, a batch at a time.
+    /// `outputs_delay`: as for [`Queue::delete`], for jobs cancelled while active.
     pub async fn clean_finished(
         &self,
         state: JobState,
         before_ms: u64,
+        outputs_delay: Duration,
     ) -> QueueResult<Vec<Removed>> {
-        self.clean(state, before_ms.to_string(), 0).await
+        self.clean(state, before_ms.to_string(), 0, outputs_delay)
+            .await
     }
 
     /// Removes the oldest finished jobs in `state` beyond the newest `keep`.
-    pub async fn trim_finished(&self, state: JobState, keep: u64) -> QueueResult<Vec<Removed>> {
-        self.clean(state, String::new(), keep).await
+    pub async fn trim_finished(
+        &self,
+        state: JobState,
+        keep: u64,
+        outputs_delay: Duration,
+    ) -> QueueResult<Vec<Removed>> {
+        self.clean(state, String::new(), keep, outputs_delay).await
     }
 
     /// `lua/clean.lua`: by age when `before_ms` is set, else by count.
@@ -157,6 +165,7 @@ impl Queue {
         state: JobState,
         before_ms: String,
         keep: u64,
+        outputs_delay: Duration,
     ) -> QueueResult<Vec<Removed>> {
         let keys = self.keys();
         let index = keys.finished_in(state);
@@ -168,7 +177,8 @@ impl Queue {
                 .arg(keys.tag())
                 .arg(keys.events())
                 .arg(&before_ms)
-                .arg(keep);
+                .arg(keep)
+                .arg(outputs_delay.as_millis() as u64);
             invocation
         })
         .await
@@ -186,8 +196,10 @@ impl Queue {
             let mut batch = invocation();
             batch.arg(REMOVE_BATCH);
             let answer: Vec<String> = batch.invoke_async(&mut conn).await?;
-            let removed = removed_list(answer)?;
-            let more = removed.len() == REMOVE_BATCH;
+            let (looked_at, removed) = removed_list(answer)?;
+            // Ids without a record are dropped without a report: the batch is full whenever
+            // the script looked at as many ids as it was allowed.
+            let more = looked_at == REMOVE_BATCH;
             all.extend(removed);
             if !more {
                 return Ok(all);
@@ -214,16 +226,18 @@ fn removed(
     })
 }
 
-/// Reads `{id, state, subject, payload, content, ...}`.
-fn removed_list(answer: Vec<String>) -> QueueResult<Vec<Removed>> {
-    if !answer.len().is_multiple_of(5) {
-        return Err(QueueError::Protocol(format!(
-            "a list of removed jobs of {} values",
-            answer.len()
-        )));
+/// Reads `{ids looked at, id, state, subject, payload, content, ...}`.
+fn removed_list(mut answer: Vec<String>) -> QueueResult<(usize, Vec<Removed>)> {
+    let protocol = |answer: &[String]| {
+        QueueError::Protocol(format!("a list of removed jobs of {} values", answer.len()))
+    };
+    if answer.is_empty() || !(answer.len() - 1).is_multiple_of(5) {
+        return Err(protocol(&answer));
     }
-    answer
+    let looked_at = answer.remove(0).parse().map_err(|_| protocol(&answer))?;
+    let removed = answer
         .chunks(5)
         .map(|c| removed(c[0].clone(), &c[1], &c[2], &c[3], &c[4]))
-        .collect()
+        .collect::<QueueResult<_>>()?;
+    Ok((looked_at, removed))
 }

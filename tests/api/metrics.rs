@@ -125,6 +125,15 @@ async fn metrics_move_as_jobs_run_and_show_the_whole_queue_from_any_process() {
         "no worker yet: all three wait"
     );
 
+    // Methods a client makes up are counted as one.
+    for made_up in ["FOO1", "FOO2"] {
+        let method = reqwest::Method::from_bytes(made_up.as_bytes()).unwrap();
+        app.client
+            .request(method, app.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+    }
     let mut worker = app.sibling(Role::WorkerOnly).await;
     for id in &ids {
         app.wait_for(id, &["completed"]).await;
@@ -161,6 +170,17 @@ async fn metrics_move_as_jobs_run_and_show_the_whole_queue_from_any_process() {
     assert!(value(&after, "pixdrop_upload_bytes_total", &[]) > 0.0);
     let uploads = &[("method", "POST"), ("route", "/upload"), ("status", "202")];
     assert_eq!(value(&after, "pixdrop_http_requests_total", uploads), 3.0);
+    let made_up: f64 = after
+        .iter()
+        .filter(|s| s.name == "pixdrop_http_requests_total" && s.labels["method"] == "other")
+        .map(|s| s.value)
+        .sum();
+    assert_eq!(made_up, 2.0, "made-up methods are counted as other");
+    assert!(
+        after
+            .iter()
+            .all(|s| !s.labels.get("method").is_some_and(|m| m.starts_with("FOO")))
+    );
     let job_reads = &[
         ("method", "GET"),
         ("route", "/jobs/{id}"),

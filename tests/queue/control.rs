@@ -164,7 +164,7 @@ async fn finished_jobs_are_counted_listed_retried_and_cleaned_by_age() {
     let old = queue.finished_before(Duration::from_secs(3600));
     assert!(
         queue
-            .clean_finished(JobState::Completed, old)
+            .clean_finished(JobState::Completed, old, Duration::ZERO)
             .await
             .unwrap()
             .is_empty()
@@ -173,6 +173,7 @@ async fn finished_jobs_are_counted_listed_retried_and_cleaned_by_age() {
         .clean_finished(
             JobState::Completed,
             queue.finished_before(Duration::ZERO) + 1,
+            Duration::ZERO,
         )
         .await
         .unwrap();

@@ -173,3 +173,31 @@ async fn after_redis_was_frozen_for_three_heartbeat_ttls_a_live_instances_job_is
         "the pool ran another's job"
     );
 }
+
+#[tokio::test]
+async fn a_job_an_ack_claimed_whose_reply_was_lost_goes_back_without_a_stall() {
+    // The ack ran and activated the next job, but its answer never came: the worker reconnects
+    // and sweeps its own list. That job never ran and nobody died, so it is queued again with its
+    // attempt given back and no stall counted.
+    let redis = TestRedis::start();
+    let queue = redis.queue();
+    let first = queue.enqueue(&json!({})).await.unwrap();
+    let second = queue.enqueue(&json!({})).await.unwrap();
+    let (mut conn, job) = claim(&queue, "w/0").await;
+    assert_eq!(job.id, first);
+    let (_, lost) = conn.ack_and_claim_next(&job, &json!(1)).await.unwrap();
+    assert!(matches!(lost, Some(pixdrop::queue::Claim::Job(_))));
+    let record = queue.job(&second).await.unwrap().unwrap();
+    assert_eq!((record.state, record.attempts), (JobState::Active, 1));
+
+    let mut fresh = pixdrop::queue::WorkerConn::open(&queue, "w/0")
+        .await
+        .unwrap();
+    assert_eq!(fresh.recover_stranded().await.unwrap(), 1);
+    let record = queue.job(&second).await.unwrap().unwrap();
+    assert_eq!(
+        (record.state, record.attempts, record.stalls),
+        (JobState::Queued, 0, 0)
+    );
+    assert_eq!(waiting(&redis, &queue).await, [second.to_string()]);
+}

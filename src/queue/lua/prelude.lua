@@ -90,7 +90,8 @@ end
 -- the attempt and hand out a new lease (the fencing token for every later call). Used by
 -- `activate.lua` after a BLMOVE, and by `ack.lua` for the next id it claims, so a busy worker
 -- finishes one job and starts the next in one round trip.
--- `limit` job starts per `window` ms across all instances (0: no limit), counted in fixed windows.
+-- `limit` job starts per `window` ms across all instances (0: no limit), counted in fixed windows
+-- of Redis's clock.
 -- Returns {'active', lease, attempts, max_attempts, payload, queued_at}; {'paused'} when processing
 -- is paused, or {'limited', ms} when this window's starts are used up, for the ms until it ends
 -- (either way the id goes back to the front of the waiting list); or {'skip', state} when the job
@@ -114,12 +115,15 @@ local function activate_job(job_key, processing, id, owner, now, channel, limit,
   if paused(tag) then
     refused = {'paused'}
   elseif tonumber(limit) > 0 then
-    local started = tonumber(now) - tonumber(now) % tonumber(window)
+    -- Redis's own clock, so instances whose clocks differ count in the same windows.
+    local time = redis.call('TIME')
+    local clock = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+    local started = clock - clock % tonumber(window)
     local starts = tag .. ':starts:' .. started
     local count = redis.call('INCR', starts)
     if count == 1 then redis.call('PEXPIRE', starts, 2 * tonumber(window)) end
     if count > tonumber(limit) then
-      refused = {'limited', tostring(started + tonumber(window) - tonumber(now))}
+      refused = {'limited', tostring(started + tonumber(window) - clock)}
     end
   end
   if refused then
@@ -227,13 +231,13 @@ local function remove_job(tag, id, now, outputs_delay, channel)
   return state, f[2] or '', f[4] or '', f[3] or ''
 end
 
--- Removes each of `ids` as `remove_job` does and takes it out of `index` (the schedule or index it
--- was listed by: a record gone some other way leaves only its place there). Returns {id, state,
--- subject, payload, content, ...} of the jobs removed.
-local function remove_listed(tag, ids, index, now, channel)
-  local removed = {}
+-- Removes each of `ids` as `remove_job` does (`outputs_delay` as there) and takes it out of `index` (the schedule or index it
+-- was listed by: a record gone some other way leaves only its place there). Returns {how many ids
+-- it looked at, then id, state, subject, payload, content, ...} of the jobs removed.
+local function remove_listed(tag, ids, index, now, channel, outputs_delay)
+  local removed = {tostring(#ids)}
   for _, id in ipairs(ids) do
-    local state, subject, payload, content = remove_job(tag, id, now, 0, channel)
+    local state, subject, payload, content = remove_job(tag, id, now, outputs_delay, channel)
     redis.call('ZREM', index, id)
     if state then
       for _, v in ipairs({id, state, subject, payload, content}) do removed[#removed + 1] = v end

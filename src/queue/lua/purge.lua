@@ -6,10 +6,11 @@
 -- ARGV[1]: the content   ARGV[2]: now (ms)   ARGV[3]: the `{prefix}` tag   ARGV[4]: events channel
 -- ARGV[5]: delay of an active job's outputs (ms)   ARGV[6]: '1' to block the content
 -- ARGV[7]: at most so many jobs
--- Returns: {id, state, subject, payload, content, id, ...} of the removed jobs
+-- Returns: {ids looked at, id, state, subject, payload, content, id, ...} of the removed jobs
 if ARGV[6] == '1' then redis.call('SADD', KEYS[1], ARGV[1]) end
-local removed = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '+inf', '+inf', 'LIMIT', 0, ARGV[7])) do
+local referencing = redis.call('ZRANGEBYSCORE', KEYS[2], '+inf', '+inf', 'LIMIT', 0, ARGV[7])
+local removed = {tostring(#referencing)}
+for _, id in ipairs(referencing) do
   local state, subject, payload, content = remove_job(ARGV[3], id, ARGV[2], ARGV[5], ARGV[4])
   if state then
     for _, v in ipairs({id, state, subject, payload, content}) do removed[#removed + 1] = v end

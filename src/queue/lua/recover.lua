@@ -1,7 +1,8 @@
 -- recover: return a job from a processing list nobody is working on to the front of the waiting list.
 -- Used by the reaper for workers of dead instances (their heartbeat expired), and by a live worker for
 -- ids in its own list it does not hold (a BLMOVE or activate whose reply was lost).
--- A job that was active counts a stall; past the limit it fails as a poison pill.
+-- A job that was active counts a stall when its instance died; past the limit it fails as a poison
+-- pill. One its own live worker finds (ARGV[7] not '1') is handed back without a stall.
 -- KEYS[1]: the instance's heartbeat   KEYS[2]: the processing list   KEYS[3]: the waiting list
 -- KEYS[4]: the job hash   KEYS[5]: the set of known workers   KEYS[6]: the expiry schedule
 -- ARGV[1]: job id   ARGV[2]: the list's worker name   ARGV[3]: now (ms)   ARGV[4]: max stalls
@@ -16,6 +17,15 @@ if f[1] == 'queued' then
   -- Claimed by BLMOVE but never activated: no attempt was made, nothing to count.
   redis.call('RPUSH', KEYS[3], ARGV[1])
   result = 'requeued'
+elseif f[1] == 'active' and f[2] == ARGV[2] and ARGV[7] ~= '1' then
+  -- Its own live worker found it: an activation whose reply was lost, or a run whose outcome
+  -- could not be recorded. Nobody died: handed back like a shutdown's job, the attempt returned.
+  redis.call('HINCRBY', KEYS[4], 'attempts', -1)
+  redis.call('HSET', KEYS[4], 'state', 'queued', 'progress', 0, 'updated_at', ARGV[3])
+  redis.call('HDEL', KEYS[4], 'step')
+  redis.call('RPUSH', KEYS[3], ARGV[1])
+  result = 'requeued'
+  publish_current(ARGV[6], KEYS[4], ARGV[1], ARGV[3])
 elseif f[1] == 'active' and f[2] == ARGV[2] then
   local stalls = redis.call('HINCRBY', KEYS[4], 'stalls', 1)
   if stalls > tonumber(ARGV[4]) then
