@@ -1,6 +1,7 @@
 //! The admin API's hold on the queue, for whoever runs pixdrop (see `admin.rs` for who that is):
 //!
 //! - `GET /admin/queue`: counts per state across every instance, workers, whether paused.
+//! - `GET /admin/instances`: each instance's heartbeat and worker slots, with the jobs they hold.
 //! - `GET /admin/jobs?state=failed&offset=0&limit=50`: finished jobs (completed, failed or
 //!   cancelled), newest first, with their owner and error.
 //! - `POST /admin/jobs/{id}/retry`, `DELETE /admin/jobs/{id}`: one job, whoever owns it.
@@ -31,6 +32,12 @@ const MAX_PAGE: usize = 500;
 /// `GET /admin/queue`.
 pub async fn counts(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(state.queue.counts().await?))
+}
+
+/// `GET /admin/instances`: every instance with registered workers, its heartbeat and what each
+/// worker slot holds.
+pub async fn instances(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(json!({ "instances": state.queue.instances().await? })))
 }
 
 /// A finished job as an administrator sees it: whose it is, and the job as its owner sees it.

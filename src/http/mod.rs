@@ -72,6 +72,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/blocked/{sha256}", web::delete().to(admin::unblock))
         .route("/admin/queue", web::get().to(admin_queue::counts))
+        .route("/admin/instances", web::get().to(admin_queue::instances))
         .route("/admin/jobs", web::get().to(admin_queue::finished))
         .route(
             "/admin/jobs/retry-failed",

@@ -124,3 +124,80 @@ impl Queue {
         self.now().saturating_sub(older_than.as_millis() as u64)
     }
 }
+
+/// One instance (a process's worker pool) as the queue knows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Instance {
+    /// `{pid}-{start id}`.
+    pub name: String,
+    /// Whether its heartbeat is alive: a dead one's jobs go back when the reaper reaches it.
+    pub alive: bool,
+    /// Its last heartbeat (ms since the epoch, its clock), and how long until it lapses.
+    pub last_beat_ms: Option<u64>,
+    pub lapses_in_ms: Option<u64>,
+    /// Its worker slots (up to its `workers.max`), each with the jobs it holds (0 or 1).
+    pub workers: Vec<WorkerSlot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorkerSlot {
+    pub name: String,
+    pub holding: u64,
+}
+
+impl Queue {
+    /// Every instance with registered workers, alive or not yet reaped, by name.
+    pub async fn instances(&self) -> QueueResult<Vec<Instance>> {
+        let keys = self.keys();
+        let mut conn = self.conn().await?;
+        let mut names: Vec<String> = conn.smembers(keys.workers()).await?;
+        names.sort();
+        let mut by_instance: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for name in names {
+            let instance = name
+                .split_once('/')
+                .map_or(name.as_str(), |(i, _)| i)
+                .to_owned();
+            by_instance.entry(instance).or_default().push(name);
+        }
+        if by_instance.is_empty() {
+            // An empty pipeline is no request at all.
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (instance, workers) in &by_instance {
+            pipe.get(keys.heartbeat(instance))
+                .pttl(keys.heartbeat(instance));
+            for worker in workers {
+                pipe.llen(keys.processing(worker));
+            }
+        }
+        let answers: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+        let mut answers = answers.into_iter();
+        let mut next = || -> Option<i64> {
+            answers
+                .next()
+                .and_then(|value| redis::from_redis_value::<Option<i64>>(value).ok().flatten())
+        };
+        let mut instances = Vec::new();
+        for (name, workers) in by_instance {
+            let last_beat = next().and_then(|ms| u64::try_from(ms).ok());
+            let lapses_in = next().and_then(|ms| u64::try_from(ms).ok());
+            let workers = workers
+                .into_iter()
+                .map(|name| WorkerSlot {
+                    holding: next().map_or(0, |n| n.max(0) as u64),
+                    name,
+                })
+                .collect();
+            instances.push(Instance {
+                alive: lapses_in.is_some(),
+                last_beat_ms: last_beat,
+                lapses_in_ms: lapses_in,
+                name,
+                workers,
+            });
+        }
+        Ok(instances)
+    }
+}

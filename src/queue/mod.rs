@@ -44,7 +44,7 @@ pub use client::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use content::{ClaimedGarbage, Garbage, Pin, StoredJob};
-pub use control::{Counts, FINISHED_STATES, FinishedPage, RETRY_ALL_MAX};
+pub use control::{Counts, FINISHED_STATES, FinishedPage, Instance, RETRY_ALL_MAX, WorkerSlot};
 pub use job::{
     ErrorInfo, ErrorKind, InvalidJobId, JobDeleted, JobError, JobEvent, JobId, JobRecord, JobState,
 };

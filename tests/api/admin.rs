@@ -41,8 +41,28 @@ async fn an_administrator_pauses_inspects_retries_cleans_and_deletes() {
     let broken = app.upload_one(cut).await;
 
     // A worker in another process claims nothing while paused.
+    let (status, none) = get(&app, "/admin/instances").await;
+    assert_eq!(status, 200, "{none}");
+    assert_eq!(
+        none["instances"],
+        serde_json::json!([]),
+        "an HTTP-only process has no workers"
+    );
     let mut worker = app.sibling(Role::WorkerOnly).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (status, listed) = get(&app, "/admin/instances").await;
+    assert_eq!(status, 200);
+    let instances = listed["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 1, "{listed}");
+    let instance = &instances[0];
+    assert_eq!(instance["alive"], true, "{listed}");
+    assert!(instance["lapses_in_ms"].as_u64().unwrap() > 0);
+    let slots = instance["workers"].as_array().unwrap();
+    assert_eq!(slots.len(), 2, "the test settings' two workers: {listed}");
+    assert!(
+        slots.iter().all(|slot| slot["holding"] == 0),
+        "paused: {listed}"
+    );
     let (_, counts) = get(&app, "/admin/queue").await;
     assert_eq!(
         (&counts["waiting"], &counts["active"], &counts["paused"]),
@@ -114,6 +134,12 @@ async fn an_administrator_pauses_inspects_retries_cleans_and_deletes() {
         (&Value::from(0), &Value::from(0))
     );
     worker.stop().await;
+    let (_, after) = get(&app, "/admin/instances").await;
+    assert_eq!(
+        after["instances"],
+        serde_json::json!([]),
+        "a stopped instance retires: {after}"
+    );
     app.stop().await;
 }
 
@@ -158,7 +184,7 @@ async fn bad_admin_queries_are_refused_with_a_reason_and_strangers_get_nothing()
     assert_eq!(status, 404);
 
     let closed = TestApp::spawn(Role::HttpOnly).await;
-    for path in ["/admin/queue", "/admin/jobs"] {
+    for path in ["/admin/queue", "/admin/jobs", "/admin/instances"] {
         let (status, _) = get(&closed, path).await;
         assert_eq!(status, 403, "{path}");
     }
