@@ -122,16 +122,16 @@ fn queue_section(stats: &QueueStats) -> String {
         "gauge",
         "Jobs in the queue by state, across every instance.",
         &[
-            (label("state", "waiting"), stats.waiting),
-            (label("state", "retrying"), stats.retrying),
-            (label("state", "active"), stats.active),
+            (label("state", "waiting"), stats.counts.waiting),
+            (label("state", "retrying"), stats.counts.retrying),
+            (label("state", "active"), stats.counts.active),
         ],
     );
     family(
         QUEUE_WORKERS,
         "gauge",
         "Worker slots registered by every instance (each registers up to its workers.max).",
-        &[(String::new(), stats.workers)],
+        &[(String::new(), stats.counts.workers)],
     );
     let finished: Vec<(String, u64)> = ["completed", "failed", "cancelled"]
         .iter()

@@ -3,11 +3,12 @@
 //! pause and resume processing (workers finish what they hold and claim nothing new: activation
 //! refuses while `{prefix}:paused` exists, see `activate_job` in `lua/prelude.lua`).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use redis::AsyncCommands;
 
-use super::client::{Queue, QueueResult, ResubmitOutcome};
+use super::client::{Queue, QueueError, QueueResult, ResubmitOutcome};
 use super::job::{JobId, JobRecord, JobState};
 
 /// How many jobs are where, across every instance.
@@ -23,6 +24,19 @@ pub struct Counts {
     /// Worker slots registered, across every instance (each registers up to its `workers.max`).
     pub workers: u64,
     pub paused: bool,
+}
+
+/// The whole queue at one moment, whichever processes did the work: its counts, and the counters
+/// the scripts keep (`count` in `lua/prelude.lua`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub counts: Counts,
+    /// Jobs that ended in each state since the queue began: `completed`, `failed`, `cancelled`;
+    /// and `retried`, attempts that failed and were scheduled again.
+    pub finished: BTreeMap<String, u64>,
+    /// Jobs failed for good, and attempts retried, by error code.
+    pub failed_by_code: BTreeMap<String, u64>,
+    pub retried_by_code: BTreeMap<String, u64>,
 }
 
 /// One page of finished jobs, newest first.
@@ -41,27 +55,74 @@ pub const FINISHED_STATES: [JobState; 3] =
     [JobState::Completed, JobState::Failed, JobState::Cancelled];
 
 impl Queue {
+    /// How many jobs are where, in one atomic read.
     pub async fn counts(&self) -> QueueResult<Counts> {
-        let stats = self.stats().await?;
+        Ok(self.stats().await?.counts)
+    }
+
+    /// The queue-wide figures, in one atomic read (see `lua/stats.lua`).
+    pub async fn stats(&self) -> QueueResult<QueueStats> {
         let keys = self.keys();
         let mut conn = self.conn().await?;
-        let (completed, failed, cancelled, paused): (u64, u64, u64, bool) = redis::pipe()
-            .zcard(keys.finished_in(JobState::Completed))
-            .zcard(keys.finished_in(JobState::Failed))
-            .zcard(keys.finished_in(JobState::Cancelled))
-            .exists(keys.paused())
-            .query_async(&mut conn)
+        let mut invocation = self.inner.scripts.stats.prepare_invoke();
+        invocation
+            .key(keys.waiting())
+            .key(keys.retrying())
+            .key(keys.workers())
+            .key(keys.stats());
+        for state in FINISHED_STATES {
+            invocation.key(keys.finished_in(state));
+        }
+        let answer: Vec<redis::Value> = invocation
+            .key(keys.paused())
+            .arg(keys.tag())
+            .invoke_async(&mut conn)
             .await?;
-        Ok(Counts {
-            waiting: stats.waiting,
-            retrying: stats.retrying,
-            active: stats.active,
+        let protocol = || QueueError::Protocol(format!("stats answered {answer:?}"));
+        let number = |value: &redis::Value| -> QueueResult<u64> {
+            redis::from_redis_value_ref(value).map_err(|_| protocol())
+        };
+        let [
+            waiting,
+            retrying,
+            active,
+            workers,
             completed,
             failed,
             cancelled,
-            workers: stats.workers,
             paused,
-        })
+            counters @ ..,
+        ] = answer.as_slice()
+        else {
+            return Err(protocol());
+        };
+        let mut stats = QueueStats {
+            counts: Counts {
+                waiting: number(waiting)?,
+                retrying: number(retrying)?,
+                active: number(active)?,
+                completed: number(completed)?,
+                failed: number(failed)?,
+                cancelled: number(cancelled)?,
+                workers: number(workers)?,
+                paused: number(paused)? == 1,
+            },
+            ..QueueStats::default()
+        };
+        for pair in counters.chunks(2) {
+            let [field, value] = pair else {
+                return Err(protocol());
+            };
+            let field: String = redis::from_redis_value_ref(field).map_err(|_| protocol())?;
+            let value = number(value)?;
+            match field.split_once(':') {
+                Some(("failed", code)) => stats.failed_by_code.insert(code.to_owned(), value),
+                Some(("retried", code)) => stats.retried_by_code.insert(code.to_owned(), value),
+                Some(_) => None,
+                None => stats.finished.insert(field, value),
+            };
+        }
+        Ok(stats)
     }
 
     /// Finished jobs in `state`, newest first, from `offset`. Records removed meanwhile are left
@@ -152,7 +213,7 @@ impl Queue {
         let mut conn = self.conn().await?;
         let mut names: Vec<String> = conn.smembers(keys.workers()).await?;
         names.sort();
-        let mut by_instance: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        let mut by_instance: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for name in names {
             let instance = name
                 .split_once('/')

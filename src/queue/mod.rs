@@ -39,12 +39,13 @@ mod worker_conn;
 
 pub use backoff::Backoff;
 pub use client::{
-    BlockedContent, CancelOutcome, Depths, NewJob, Queue, QueueError, QueueResult, QueueStats,
-    ResubmitOutcome,
+    BlockedContent, CancelOutcome, Depths, NewJob, Queue, QueueError, QueueResult, ResubmitOutcome,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use content::{ClaimedGarbage, Garbage, Pin, StoredJob};
-pub use control::{Counts, FINISHED_STATES, FinishedPage, Instance, RETRY_ALL_MAX, WorkerSlot};
+pub use control::{
+    Counts, FINISHED_STATES, FinishedPage, Instance, QueueStats, RETRY_ALL_MAX, WorkerSlot,
+};
 pub use job::{
     ErrorInfo, ErrorKind, InvalidJobId, JobDeleted, JobError, JobEvent, JobId, JobRecord, JobState,
 };

@@ -27,7 +27,7 @@ use super::worker_conn::{Claim, Claimed, Settled, WorkerConn};
 use crate::telemetry;
 
 /// How often a worker of a paused queue checks whether it was resumed.
-const PAUSE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+const PAUSE_POLL: Duration = Duration::from_millis(250);
 
 /// What the pool runs for each job. The queue knows nothing about what a job means: the handler
 /// gets its JSON payload and returns a JSON result, or an error saying whether to retry.
@@ -69,7 +69,7 @@ impl<H: Handler> WorkerPool<H> {
         }
     }
 
-    /// Its workers and busy workers, as they change (for tests and metrics).
+    /// Its running and busy workers, as they change (the scaler's view, for tests too).
     pub fn size(&self) -> Arc<PoolSize> {
         self.size.clone()
     }
@@ -224,11 +224,14 @@ pub struct PoolSize {
     pub busy: AtomicUsize,
 }
 
-/// Counts a worker busy until dropped.
+/// Counts a worker busy from its making until dropped.
 struct BusyGuard(Arc<PoolSize>);
 
-fn scopeguard(size: &Arc<PoolSize>) -> BusyGuard {
-    BusyGuard(size.clone())
+impl BusyGuard {
+    fn new(size: &Arc<PoolSize>) -> Self {
+        size.busy.fetch_add(1, Ordering::SeqCst);
+        Self(size.clone())
+    }
 }
 
 impl Drop for BusyGuard {
@@ -406,12 +409,11 @@ impl<H: Handler> Worker<H> {
     #[tracing::instrument(skip_all, fields(job_id = %job.id, attempt = job.attempt))]
     async fn run_job(&mut self, conn: &mut WorkerConn, job: Claimed) -> Option<Option<Claim>> {
         let waited = self.queue.now().saturating_sub(job.queued_at);
-        telemetry::job_claimed(std::time::Duration::from_millis(waited));
+        telemetry::job_claimed(Duration::from_millis(waited));
         tracing::info!(worker = %self.name, waited_ms = waited, "job started");
         let _running = telemetry::Held::new(telemetry::JOBS_RUNNING);
-        self.size.busy.fetch_add(1, Ordering::SeqCst);
-        let _busy = scopeguard(&self.size);
-        let started = std::time::Instant::now();
+        let _busy = BusyGuard::new(&self.size);
+        let started = Instant::now();
         let progress = conn.progress_reporter(&job);
         let timeout = self.settings.job_timeout();
         let run = AssertUnwindSafe(self.handler.handle(&job, &progress)).catch_unwind();

@@ -8,13 +8,16 @@ use serde_json::Value;
 
 use crate::helpers::{TestApp, jpeg};
 
-async fn call(app: &TestApp, method: reqwest::Method, path: &str) -> (u16, Value) {
-    let response = app
-        .client
+async fn send(app: &TestApp, method: reqwest::Method, path: &str) -> reqwest::Response {
+    app.client
         .request(method, app.url(path))
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn call(app: &TestApp, method: reqwest::Method, path: &str) -> (u16, Value) {
+    let response = send(app, method, path).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -165,12 +168,7 @@ async fn bad_admin_queries_are_refused_with_a_reason_and_strangers_get_nothing()
             "/admin/clean?state=failed&older_than_secs=soon",
         ),
     ] {
-        let response = app
-            .client
-            .request(method, app.url(path))
-            .send()
-            .await
-            .unwrap();
+        let response = send(&app, method, path).await;
         assert_eq!(response.status(), 400, "{path}");
         assert_eq!(
             response.headers()["content-type"],
