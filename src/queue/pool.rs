@@ -347,9 +347,11 @@ impl<H: Handler> Worker<H> {
                         }
                     }
                     Ok(Claim::Limited { wait }) => {
+                        // Never longer than a window, whatever the answer said.
+                        let window = self.queue.settings().rate_limit_window();
                         tokio::select! {
                             _ = self.stop.wait_for(|s| *s) => return Exit::Stopped,
-                            _ = tokio::time::sleep(wait) => {}
+                            _ = tokio::time::sleep(wait.min(window)) => {}
                         }
                     }
                     Ok(Claim::Paused) => {

@@ -73,6 +73,10 @@ const MIN_INTERVAL_MS: u64 = 10;
 const MIN_CLAIM_BLOCK_SECS: f64 = 0.1;
 
 impl QueueSettings {
+    pub fn rate_limit_window(&self) -> Duration {
+        Duration::from_millis(self.rate_limit_window_ms)
+    }
+
     pub fn check(&self, checks: &mut Checks) {
         checks.at_least("queue.max_attempts", self.max_attempts, 1);
         checks.require(

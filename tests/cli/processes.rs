@@ -112,47 +112,52 @@ async fn two_http_processes_and_two_workers_share_the_work_and_survive_a_kill() 
         sockets.push(socket);
     }
 
-    // Killed in the middle of a job of its own, after it completed at least one.
+    // Killed in the middle of a job of its own, after it completed at least one. It is frozen
+    // (SIGSTOP) first, so what it holds cannot change between looking and killing; if it held
+    // nothing at that moment, it is thawed and the look repeats.
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (mut active, mut done) = (None, false);
-        for id in &ids {
-            let state: Option<String> = conn
-                .hget(format!("{{pixdrop}}:job:{id}"), "state")
-                .await
-                .unwrap();
-            if owner_pid(&mut conn, id).await == Some(doomed_pid) {
-                match state.as_deref() {
-                    Some("active") => active = Some(id.clone()),
-                    Some("completed") => done = true,
-                    _ => {}
-                }
-            }
-        }
-        if active.is_some() && done {
-            break;
-        }
+    let signal = |signal| {
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe { libc::kill(doomed_pid as i32, signal) };
+    };
+    let held = loop {
         assert!(
             Instant::now() < deadline,
             "the doomed worker never got busy"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // SAFETY: kill(2) on our own child, not yet reaped.
-    unsafe { libc::kill(doomed_pid as i32, libc::SIGKILL) };
-    doomed.0.wait().unwrap();
-    // What it held when it died (its heartbeat lives on a moment: nothing has moved them yet).
-    let mut held = HashSet::new();
-    for id in &ids {
-        let state: Option<String> = conn
-            .hget(format!("{{pixdrop}}:job:{id}"), "state")
-            .await
-            .unwrap();
-        if state.as_deref() == Some("active") && owner_pid(&mut conn, id).await == Some(doomed_pid)
-        {
-            held.insert(id.clone());
+        let mut done = false;
+        for id in &ids {
+            let state: Option<String> = conn
+                .hget(format!("{{pixdrop}}:job:{id}"), "state")
+                .await
+                .unwrap();
+            done |= state.as_deref() == Some("completed")
+                && owner_pid(&mut conn, id).await == Some(doomed_pid);
         }
-    }
+        if !done {
+            continue;
+        }
+        signal(libc::SIGSTOP);
+        let mut held = HashSet::new();
+        for id in &ids {
+            let state: Option<String> = conn
+                .hget(format!("{{pixdrop}}:job:{id}"), "state")
+                .await
+                .unwrap();
+            if state.as_deref() == Some("active")
+                && owner_pid(&mut conn, id).await == Some(doomed_pid)
+            {
+                held.insert(id.clone());
+            }
+        }
+        if !held.is_empty() {
+            break held;
+        }
+        signal(libc::SIGCONT);
+    };
+    signal(libc::SIGKILL);
+    doomed.0.wait().unwrap();
     assert_eq!(held.len(), 1, "killed in the middle of a job");
 
     // Every job completes, as both HTTP processes' sockets see, through events as they happen.
