@@ -104,7 +104,8 @@ pub fn upload_body(input: &[u8]) -> Result<usize, &'static str> {
         &limits,
     ));
     let answer = match &outcome {
-        Ok(files) => {
+        Ok(received) => {
+            let files = &received.files;
             assert!(
                 (1..=limits.max_files).contains(&files.len()),
                 "{} files",

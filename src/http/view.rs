@@ -1,6 +1,6 @@
 //! `JobView`: the one shape a job has for clients. `GET /jobs/{id}` and the websocket's
 //! `snapshot` send it whole; the websocket's `event` sends the same shape without the upload's
-//! fields (`original`, `created_at`), which never change and which an event does not carry. A
+//! fields (`original`, `priority`, `created_at`), which never change and which an event does not carry. A
 //! client keeps its view of a job by merging each event's fields over the snapshot's.
 //!
 //! Storage keys become URLs here, and only here (signed, when media is private: see `media.rs`).
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::media::MediaAccess;
 use crate::image_job::{ImageJob, ImageResult};
-use crate::queue::{ErrorInfo, JobEvent, JobId, JobRecord, JobState};
+use crate::queue::{ErrorInfo, JobEvent, JobId, JobRecord, JobState, Priority};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct JobView {
@@ -39,6 +39,8 @@ pub struct JobView {
 #[derive(Debug, Clone, Serialize)]
 pub struct UploadView {
     pub original: OriginalView,
+    /// The line it waits in: `high` (claimed first) or `normal`.
+    pub priority: Priority,
     pub created_at: String,
 }
 
@@ -94,6 +96,7 @@ impl JobView {
         Self {
             upload: Some(UploadView {
                 original,
+                priority: record.priority,
                 created_at: rfc3339(record.created_at),
             }),
             ..Self::changes(&record.event(), result, media)

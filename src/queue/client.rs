@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::backoff::Backoff;
 use super::clock::{Clock, SystemClock};
 use super::content::Pin;
-use super::job::{JobId, JobRecord, JobState};
+use super::job::{JobId, JobRecord, JobState, Priority};
 use super::keys::{KeyPrefix, Keys};
 use super::scripts::Scripts;
 use super::settings::QueueSettings;
@@ -99,6 +99,7 @@ pub struct NewJob {
     pub content: Option<String>,
     /// The hex SHA-256 of a token whose holder may delete the job (see [`Queue::delete`]).
     pub delete_digest: Option<String>,
+    pub priority: Priority,
 }
 
 impl NewJob {
@@ -109,6 +110,7 @@ impl NewJob {
             payload,
             content: None,
             delete_digest: None,
+            priority: Priority::Normal,
         }
     }
 }
@@ -266,7 +268,8 @@ impl Queue {
                 .arg(job.id.to_string())
                 .arg(job.payload.to_string())
                 .arg(job.content.as_deref().unwrap_or(""))
-                .arg(job.delete_digest.as_deref().unwrap_or(""));
+                .arg(job.delete_digest.as_deref().unwrap_or(""))
+                .arg(job.priority.as_arg());
         }
         let mut conn = self.conn().await?;
         let created: i64 = invocation.invoke_async(&mut conn).await?;

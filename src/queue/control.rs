@@ -14,7 +14,10 @@ use super::job::{JobId, JobRecord, JobState};
 /// How many jobs are where, across every instance.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
+    /// Queued jobs, of every priority.
     pub waiting: u64,
+    /// Of those, the high-priority ones.
+    pub waiting_high: u64,
     pub retrying: u64,
     pub active: u64,
     /// Finished records still kept (until their retention ends or they are cleaned).
@@ -91,6 +94,7 @@ impl Queue {
             failed,
             cancelled,
             paused,
+            waiting_high,
             counters @ ..,
         ] = answer.as_slice()
         else {
@@ -99,6 +103,7 @@ impl Queue {
         let mut stats = QueueStats {
             counts: Counts {
                 waiting: number(waiting)?,
+                waiting_high: number(waiting_high)?,
                 retrying: number(retrying)?,
                 active: number(active)?,
                 completed: number(completed)?,

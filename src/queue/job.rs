@@ -99,6 +99,55 @@ impl fmt::Display for JobState {
     }
 }
 
+/// In which line a job waits: high-priority jobs are claimed before bulk (normal) ones, except
+/// that every `queue.priority_burst` high-priority starts in a row let one bulk job start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    #[default]
+    Normal,
+    High,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::High => "high",
+        }
+    }
+
+    /// How the job's hash stores it: the field `priority` is `high`, or absent.
+    fn from_field(field: Option<&str>) -> Self {
+        match field {
+            Some("high") => Self::High,
+            _ => Self::Normal,
+        }
+    }
+
+    /// What `enqueue.lua` takes: `high`, or empty for a bulk job.
+    pub(super) fn as_arg(self) -> &'static str {
+        match self {
+            Self::Normal => "",
+            Self::High => "high",
+        }
+    }
+}
+
+impl FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "normal" => Ok(Self::Normal),
+            "high" => Ok(Self::High),
+            other => Err(format!(
+                "unknown priority {:?}: use \"high\" or \"normal\"",
+                other.chars().take(32).collect::<String>()
+            )),
+        }
+    }
+}
+
 /// Why a job failed, as shown to clients: a stable kebab-case code and a sentence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorInfo {
@@ -118,6 +167,7 @@ pub struct JobRecord {
     #[serde(skip)]
     pub subject: Subject,
     pub state: JobState,
+    pub priority: Priority,
     pub attempts: u32,
     pub max_attempts: u32,
     /// Times the job's worker died under it.
@@ -153,6 +203,7 @@ impl JobRecord {
             id,
             subject: Subject::from_field(h.remove("subject")),
             state,
+            priority: Priority::from_field(h.get("priority").map(String::as_str)),
             attempts: num(&h, "attempts").unwrap_or(0),
             max_attempts: num(&h, "max_attempts").unwrap_or(0),
             stalls: num(&h, "stalls").unwrap_or(0),

@@ -48,6 +48,7 @@ pub use control::{
 };
 pub use job::{
     ErrorInfo, ErrorKind, InvalidJobId, JobDeleted, JobError, JobEvent, JobId, JobRecord, JobState,
+    Priority,
 };
 pub use keys::{KeyPrefix, Keys};
 pub use listing::JobPage;

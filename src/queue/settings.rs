@@ -41,6 +41,9 @@ pub struct QueueSettings {
     /// time; 0 is no limit.
     pub rate_limit_jobs: u64,
     pub rate_limit_window_ms: u64,
+    /// High-priority jobs started in a row while bulk jobs wait, before one bulk job starts: what
+    /// keeps a stream of high-priority uploads from starving the rest.
+    pub priority_burst: u32,
 }
 
 impl Default for QueueSettings {
@@ -63,6 +66,7 @@ impl Default for QueueSettings {
             claim_block_secs: 2.0,
             rate_limit_jobs: 0,
             rate_limit_window_ms: 1_000,
+            priority_burst: 8,
         }
     }
 }
@@ -125,6 +129,7 @@ impl QueueSettings {
                 )
             },
         );
+        checks.at_least("queue.priority_burst", self.priority_burst, 1);
         checks.at_least(
             "queue.rate_limit_window_ms",
             self.rate_limit_window_ms,

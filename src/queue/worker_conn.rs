@@ -12,6 +12,10 @@ use serde_json::Value;
 use super::client::{Queue, QueueError, QueueResult, found_state};
 use super::job::{ErrorKind, JobError, JobId, JobState};
 
+/// What the waiting list holds for each high-priority job, in place of its id (see `line_up` in
+/// `lua/prelude.lua`).
+const HIGH_PRIORITY_MARKER: &str = "high";
+
 /// A worker's connections: its own for BLMOVE (which blocks the connection it runs on), and the
 /// process's shared one for the scripts.
 pub struct WorkerConn {
@@ -120,25 +124,30 @@ impl WorkerConn {
         }
     }
 
-    /// Marks a just-claimed id active (see `lua/activate.lua`).
+    /// Marks a just-claimed id active, or resolves a claimed high-priority marker to its job and
+    /// marks that one active (see `lua/activate.lua`).
     pub async fn activate(&mut self, raw_id: &str) -> QueueResult<Claim> {
-        let Ok(id) = raw_id.parse::<JobId>() else {
-            // Not a job of ours: let recovery drop it like any stranded id.
-            self.queue
-                .recover(&mut self.conn, &self.name, raw_id, false)
-                .await?;
-            return Ok(Claim::Skipped {
-                id: raw_id.to_owned(),
-                state: None,
-            });
-        };
         let keys = self.queue.keys();
+        let job_key = match raw_id.parse::<JobId>() {
+            Ok(id) => keys.job(&id),
+            Err(_) if raw_id == HIGH_PRIORITY_MARKER => keys.void().to_owned(),
+            Err(_) => {
+                // Not a job of ours: let recovery drop it like any stranded id.
+                self.queue
+                    .recover(&mut self.conn, &self.name, raw_id, false)
+                    .await?;
+                return Ok(Claim::Skipped {
+                    id: raw_id.to_owned(),
+                    state: None,
+                });
+            }
+        };
         let answer: Vec<String> = self
             .queue
             .inner
             .scripts
             .activate
-            .key(keys.job(&id))
+            .key(job_key)
             .key(&self.processing)
             .arg(raw_id)
             .arg(&self.name)
@@ -146,9 +155,10 @@ impl WorkerConn {
             .arg(keys.events())
             .arg(self.queue.settings().rate_limit_jobs)
             .arg(self.queue.settings().rate_limit_window_ms)
+            .arg(self.queue.settings().priority_burst)
             .invoke_async(&mut self.scripts)
             .await?;
-        activation(raw_id, Some(id), &answer)
+        activation(raw_id, &answer)
     }
 
     /// Records progress; `false` when the lease is lost (cancelled or reaped): stop working.
@@ -198,7 +208,8 @@ impl WorkerConn {
             .arg(if claim_next { "1" } else { "0" })
             .arg(keys.tag())
             .arg(self.queue.settings().rate_limit_jobs)
-            .arg(self.queue.settings().rate_limit_window_ms);
+            .arg(self.queue.settings().rate_limit_window_ms)
+            .arg(self.queue.settings().priority_burst);
         let answer: Vec<String> = invocation.invoke_async(&mut self.scripts).await?;
         let protocol = || QueueError::Protocol(format!("ack answered {answer:?}"));
         let (settled, next) = match answer.as_slice() {
@@ -213,7 +224,7 @@ impl WorkerConn {
         };
         let next = match next {
             [] => None,
-            [raw_id, activated @ ..] => Some(activation(raw_id, raw_id.parse().ok(), activated)?),
+            [raw_id, activated @ ..] => Some(activation(raw_id, activated)?),
         };
         Ok((settled, next))
     }
@@ -325,16 +336,15 @@ fn fenced<'a>(
     invocation
 }
 
-/// Decodes an activation's answer (see `activate_job` in `lua/prelude.lua`) for the id `raw_id`,
-/// `id` when it parses as one of ours.
-fn activation(raw_id: &str, id: Option<JobId>, answer: &[String]) -> QueueResult<Claim> {
+/// Decodes an activation's answer (see `activate_job` in `lua/prelude.lua`) for `raw_id`, the id
+/// or marker claimed; an activated job's id comes with the answer, as a marker is resolved to
+/// its job only there.
+fn activation(raw_id: &str, answer: &[String]) -> QueueResult<Claim> {
     let protocol = || QueueError::Protocol(format!("activation answered {answer:?}"));
-    match (answer, id) {
-        ([status, lease, attempt, max_attempts, payload, queued_at], Some(id))
-            if status == "active" =>
-        {
+    match answer {
+        [status, lease, attempt, max_attempts, payload, queued_at, id] if status == "active" => {
             Ok(Claim::Job(Claimed {
-                id,
+                id: id.parse().map_err(|_| protocol())?,
                 lease: lease.clone(),
                 attempt: attempt.parse().map_err(|_| protocol())?,
                 max_attempts: max_attempts.parse().map_err(|_| protocol())?,
@@ -342,11 +352,11 @@ fn activation(raw_id: &str, id: Option<JobId>, answer: &[String]) -> QueueResult
                 queued_at: queued_at.parse().map_err(|_| protocol())?,
             }))
         }
-        ([status], _) if status == "paused" => Ok(Claim::Paused),
-        ([status, ms], _) if status == "limited" => Ok(Claim::Limited {
+        [status] if status == "paused" => Ok(Claim::Paused),
+        [status, ms] if status == "limited" => Ok(Claim::Limited {
             wait: std::time::Duration::from_millis(ms.parse().map_err(|_| protocol())?),
         }),
-        ([status, found], _) if status == "skip" => Ok(Claim::Skipped {
+        [status, found] if status == "skip" => Ok(Claim::Skipped {
             id: raw_id.to_owned(),
             state: found_state(found)?,
         }),

@@ -106,6 +106,30 @@ async fn too_many_fields_and_an_oversized_field_are_413s() {
 }
 
 #[tokio::test]
+async fn a_priority_other_than_high_or_normal_is_a_400_and_stores_nothing() {
+    let app = TestApp::spawn(Role::HttpOnly).await;
+    for value in ["urgent", "HIGH", "high\u{0}", "h".repeat(500).as_str()] {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(crate::helpers::jpeg(8, 8)).file_name("a.jpg"),
+            )
+            .text("priority", value.to_owned());
+        let response = app.upload_form(form).await;
+        assert_eq!(response.status(), 400, "{value:?}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "bad-priority", "{body}");
+    }
+    assert_eq!(app.redis.queue().counts().await.unwrap().waiting, 0);
+    still_ready(&app).await;
+    assert!(app.stored_files().iter().all(|f| f.starts_with("redis")));
+}
+
+#[tokio::test]
 async fn a_body_that_stalls_is_a_408_after_the_idle_timeout() {
     let app = TestApp::spawn_with(Role::HttpOnly, |s| {
         s.uploads.body_idle_timeout_secs = 1;

@@ -110,3 +110,29 @@ async fn jobs_still_queued_when_pixdrop_stops_complete_after_it_restarts() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_upload_may_ask_for_the_high_priority_line() {
+    // No workers: the jobs stay queued, in the line each asked for.
+    let app = TestApp::spawn(Role::HttpOnly).await;
+    let part = || reqwest::multipart::Part::bytes(jpeg(64, 48)).file_name("a.jpg");
+    let high = reqwest::multipart::Form::new()
+        .part("file", part())
+        .text("priority", "high");
+    let bulk = reqwest::multipart::Form::new()
+        .text("priority", "normal")
+        .part("file", part());
+    let plain = reqwest::multipart::Form::new().part("file", part());
+    let mut priorities = Vec::new();
+    for form in [high, bulk, plain] {
+        let response = app.upload_form(form).await;
+        assert_eq!(response.status(), 202);
+        let body: Value = response.json().await.unwrap();
+        let job = app.job(body["jobs"][0]["id"].as_str().unwrap()).await;
+        assert_eq!(job["state"], "queued");
+        priorities.push(job["priority"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(priorities, ["high", "normal", "normal"]);
+    let counts = app.redis.queue().counts().await.unwrap();
+    assert_eq!((counts.waiting, counts.waiting_high), (3, 1), "{counts:?}");
+}

@@ -6,6 +6,7 @@ mod support;
 mod control;
 mod crash;
 mod load;
+mod priority;
 mod recovery;
 mod redis_restart;
 mod retries;

@@ -1,4 +1,6 @@
 //! `POST /upload`: every file part (`file`, or `media` as the Node stack names it) becomes one job.
+//! A `priority` field of `high` (the page's drops send it) puts the request's jobs in the
+//! high-priority line, claimed before bulk uploads (see `crate::queue::Priority`).
 //! Each part is streamed into storage's staging while it is hashed and counted, never held whole in
 //! memory; its format is sniffed from its first bytes. The request is all or nothing: any bad
 //! part, or Redis unreachable, drops every staged upload of the request (which removes its temp
@@ -33,7 +35,7 @@ use super::problem::Problem;
 use super::settings::UploadSettings;
 use crate::auth::delete_token::DeleteToken;
 use crate::image_job::ImageJob;
-use crate::queue::{JobId, NewJob, QueueError};
+use crate::queue::{JobId, NewJob, Priority, QueueError};
 use crate::storage::Storage;
 pub use delete::delete;
 pub(crate) use receive::ReceivedFile;
@@ -42,6 +44,14 @@ use refusal::{body_too_large, check_free_space, in_words, refusal, storage_error
 
 /// Field names that carry files.
 const FILE_FIELDS: [&str; 2] = ["file", "media"];
+/// The field that asks for a line other than the bulk one.
+const PRIORITY_FIELD: &str = "priority";
+
+/// A request's body, received whole: its files, staged, and the line its jobs wait in.
+pub(crate) struct Received {
+    pub(crate) files: Vec<ReceivedFile>,
+    pub(crate) priority: Priority,
+}
 
 pub async fn upload(
     caller: Caller,
@@ -74,7 +84,10 @@ pub async fn upload(
     // A subject out of uploads for this minute is told so before it sends a byte more.
     state.quotas.upload_room(subject).await??;
 
-    let received = receive_parts(req.headers(), body, &state.storage, limits).await?;
+    let Received {
+        files: received,
+        priority,
+    } = receive_parts(req.headers(), body, &state.storage, limits).await?;
     let files = received.len() as u64;
     let bytes: u64 = received.iter().map(|file| file.staged.bytes()).sum();
     state.quotas.take_upload(subject, files, bytes).await??;
@@ -139,6 +152,7 @@ pub async fn upload(
             content: Some(payload.sha256.clone()),
             delete_digest: Some(delete_token.digest()),
             payload: serde_json::to_value(&payload).map_err(Problem::internal)?,
+            priority,
         });
     }
     let ids: Vec<JobId> = jobs.iter().map(|job| job.id).collect();
@@ -194,14 +208,14 @@ fn blocked_content(filename: Option<&str>) -> Problem {
 }
 
 /// Reads a multipart body to its end through the guard: each file part streamed into staging,
-/// other fields counted and dropped, every limit of `limits` applied. Refuses a body without a
-/// file part.
+/// `priority` read, other fields counted and dropped, every limit of `limits` applied. Refuses a
+/// body without a file part, or with a priority other than `high` or `normal`.
 pub(crate) async fn receive_parts<S>(
     headers: &HeaderMap,
     body: S,
     storage: &Storage,
     limits: &UploadSettings,
-) -> Result<Vec<ReceivedFile>, Problem>
+) -> Result<Received, Problem>
 where
     S: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
 {
@@ -220,6 +234,7 @@ where
     let mut multipart = Multipart::new(headers, body);
     let mut received: Vec<ReceivedFile> = Vec::new();
     let mut text_fields = 0;
+    let mut priority = Priority::Normal;
     loop {
         watch.expect_header();
         let Some(field) = watch.next(&mut multipart).await else {
@@ -240,9 +255,14 @@ where
                     ),
                 ));
             }
+            let mut value = Vec::new();
             let mut bytes = 0u64;
             while let Some(chunk) = watch.next(&mut field).await {
-                bytes += chunk.map_err(refused)?.len() as u64;
+                let chunk = chunk.map_err(refused)?;
+                bytes += chunk.len() as u64;
+                if name == PRIORITY_FIELD && bytes <= MAX_PRIORITY_BYTES {
+                    value.extend_from_slice(&chunk);
+                }
                 if bytes > limits.max_text_field_bytes {
                     return Err(Problem::too_large(
                         "field-too-large",
@@ -252,6 +272,9 @@ where
                         ),
                     ));
                 }
+            }
+            if name == PRIORITY_FIELD {
+                priority = parse_priority(&value, bytes)?;
             }
             continue;
         }
@@ -270,7 +293,29 @@ where
             "the request has no file part: send multipart/form-data with a field named \"file\"",
         ));
     }
-    Ok(received)
+    Ok(Received {
+        files: received,
+        priority,
+    })
+}
+
+/// Longer than any priority's name: a longer value is refused unread.
+const MAX_PRIORITY_BYTES: u64 = 16;
+
+fn parse_priority(value: &[u8], bytes: u64) -> Result<Priority, Problem> {
+    let refused = |what: String| {
+        Problem::bad_request(
+            "bad-priority",
+            format!("the field \"priority\" {what}: send \"high\" or \"normal\""),
+        )
+    };
+    if bytes > MAX_PRIORITY_BYTES {
+        return Err(refused(format!("is {bytes} bytes long")));
+    }
+    let text = std::str::from_utf8(value).map_err(|_| refused("is not UTF-8".to_owned()))?;
+    text.trim()
+        .parse()
+        .map_err(|_| refused(format!("is {:?}", text.trim())))
 }
 
 /// Whether a failed enqueue took effect after all: `Some(false)` when it certainly did not,

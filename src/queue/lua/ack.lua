@@ -8,11 +8,12 @@
 -- ARGV[6]: retention (ms)   ARGV[7]: events channel   ARGV[8]: '1' to claim the next id
 -- ARGV[9]: the `{prefix}` tag (the next job's key is built from it, in the same slot)
 -- ARGV[10], ARGV[11]: the rate limit's job starts per window and window (ms), as `activate_job`
+-- ARGV[12]: high-priority starts in a row before a waiting bulk job's turn, as `activate_job`
 -- Returns {settled, state, next...}: settled '1' completed (or already completed by this very
 -- lease; state ''), '0' not owned: the lease was lost, the record is unchanged (state: the job's).
--- next: nothing, or the next id followed by `activate_job`'s answer for it.
+-- next: nothing, or the next id (or marker) followed by `activate_job`'s answer for it.
 local job, status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'completed')
-release(KEYS[2], KEYS[3], ARGV[1], job.state)
+release(KEYS[2], KEYS[3], ARGV[1], job)
 local answer
 if status == 'held' then
   redis.call('HSET', KEYS[1], 'state', 'completed', 'result', ARGV[5], 'progress', 100,
@@ -33,7 +34,7 @@ if ARGV[8] == '1' and not paused(ARGV[9]) then
   if next_id then
     answer[3] = next_id
     local next_job = activate_job(ARGV[9] .. ':job:' .. next_id, KEYS[2], next_id, ARGV[2],
-      ARGV[4], ARGV[7], ARGV[10], ARGV[11])
+      ARGV[4], ARGV[7], ARGV[10], ARGV[11], ARGV[12])
     for _, v in ipairs(next_job) do answer[#answer + 1] = v end
   end
 end

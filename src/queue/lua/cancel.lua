@@ -1,4 +1,4 @@
--- cancel: stop a job that has not finished. A queued job leaves the waiting list, a retrying one the
+-- cancel: stop a job that has not finished. A queued job leaves its line, a retrying one the
 -- schedule; an active one stays with its worker, whose next ack or fail is then refused (fenced).
 -- KEYS[1]: the job hash   KEYS[2]: the waiting list   KEYS[3]: the retry schedule
 -- KEYS[4]: the expiry schedule of finished jobs
@@ -6,11 +6,11 @@
 -- ARGV[5]: the caller's subject ('' for anonymous)
 -- Returns: {1, previous state} cancelled; {0, state} not cancellable (finished); {0, 'missing'}
 -- (no record, or another subject's job: the two are told apart by no one)
-local found = redis.call('HMGET', KEYS[1], 'state', 'subject')
+local found = redis.call('HMGET', KEYS[1], 'state', 'subject', 'priority')
 local state = found[1]
 if not state or (found[2] or '') ~= ARGV[5] then return {0, 'missing'} end
 if state == 'queued' then
-  redis.call('LREM', KEYS[2], 1, ARGV[1])
+  leave_line(KEYS[2], ARGV[1], found[3] == 'high')
 elseif state == 'retrying' then
   redis.call('ZREM', KEYS[3], ARGV[1])
 elseif state ~= 'active' then

@@ -5,7 +5,7 @@
 -- ARGV[6]: error detail   ARGV[7]: retention (ms)   ARGV[8]: events channel
 -- Returns: {1} failed (or already, by this lease); {0, state} not owned: nothing changed
 local job, status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'failed')
-release(KEYS[2], KEYS[3], ARGV[1], job.state)
+release(KEYS[2], KEYS[3], ARGV[1], job)
 if status == 'done' then return {1} end
 if status ~= 'held' then return {0, status} end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error_code', ARGV[5], 'error_detail', ARGV[6],

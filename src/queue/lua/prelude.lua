@@ -6,11 +6,82 @@
 -- command, so the hot scripts read everything they need in this one call.
 local function read_job(job_key, with_payload)
   local f = redis.call('HMGET', job_key, 'state', 'attempts', 'max_attempts', 'progress', 'step',
-    'error_code', 'error_detail', 'owner', 'lease', 'version', 'updated_at',
+    'error_code', 'error_detail', 'owner', 'lease', 'version', 'updated_at', 'priority',
     with_payload and 'payload' or 'state')
   return { state = f[1], attempts = f[2], max_attempts = f[3], progress = f[4], step = f[5],
     error_code = f[6], error_detail = f[7], owner = f[8], lease = f[9], version = f[10],
-    updated_at = f[11], payload = with_payload and f[12] or nil }
+    updated_at = f[11], high = f[12] == 'high', payload = with_payload and f[13] or nil }
+end
+
+-- Priorities. The waiting list holds the ids of bulk jobs and, for each high-priority job, one
+-- marker, always pushed at the claim end; the high-priority ids themselves wait in order in
+-- `<waiting>:high`. Workers still claim from the one waiting list with BLMOVE; a claimed marker
+-- is resolved to the oldest high-priority job when it is activated (see `resolve_marker`).
+-- Every script that puts a job in line or takes one out goes through `line_up` and `leave_line`,
+-- which keep one marker per high-priority id.
+local HIGH = 'high'
+
+-- Puts a queued job in line: at the back, or at the claim end (`front`) for a job returned
+-- unfinished, which runs next.
+local function line_up(waiting, id, high, front)
+  if high then
+    redis.call(front and 'RPUSH' or 'LPUSH', waiting .. ':high', id)
+    redis.call('RPUSH', waiting, HIGH)
+  else
+    redis.call(front and 'RPUSH' or 'LPUSH', waiting, id)
+  end
+end
+
+-- Takes a queued job out of line (cancelled or deleted), with one marker if it had one. Markers
+-- sit at the claim end, so LREM looks for one from there.
+local function leave_line(waiting, id, high)
+  if high then
+    if redis.call('LREM', waiting .. ':high', 1, id) == 1 then
+      redis.call('LREM', waiting, -1, HIGH)
+    end
+  else
+    redis.call('LREM', waiting, 1, id)
+  end
+end
+
+-- The bulk id nearest the claim end of the waiting list (the one that has waited longest), or
+-- nil. Only markers and ids returned to the front lie beyond it, and there are no more markers
+-- than high-priority jobs, so the scan reads little more than the high-priority backlog.
+local function oldest_bulk(waiting)
+  local chunk, from = 64, -1
+  while true do
+    local ids = redis.call('LRANGE', waiting, from - chunk + 1, from)
+    for i = #ids, 1, -1 do
+      if ids[i] ~= HIGH then return ids[i] end
+    end
+    if #ids < chunk then return nil end
+    from = from - chunk
+  end
+end
+
+-- Resolves a marker a worker claimed into `processing` to the job it starts: the oldest
+-- high-priority job, except that after `burst` high-priority starts in a row one bulk job starts
+-- instead if any waits (its marker goes back to the claim end), so a stream of high-priority
+-- uploads cannot starve the bulk ones. The id takes the marker's place in the processing list.
+-- Returns the id, or nil when no high-priority job is left (one removed from line took its own
+-- marker, so this is only a marker whose job left by a path that could not find it): the
+-- marker is then dropped.
+local function resolve_marker(tag, processing, burst)
+  local waiting = tag .. ':waiting'
+  local streak_key = tag .. ':high-streak'
+  local id
+  if redis.call('INCR', streak_key) > tonumber(burst) then
+    id = oldest_bulk(waiting)
+    if id then
+      redis.call('SET', streak_key, 0)
+      redis.call('LREM', waiting, -1, id)
+      redis.call('RPUSH', waiting, HIGH)
+    end
+  end
+  if not id then id = redis.call('RPOP', waiting .. ':high') end
+  redis.call('LREM', processing, 1, HIGH)
+  if id then redis.call('LPUSH', processing, id) end
+  return id or nil
 end
 
 -- The job's next version. Every transition stores it with its HSET (the job was read anyway, so
@@ -86,36 +157,13 @@ local function paused(tag)
   return redis.call('EXISTS', tag .. ':paused') == 1
 end
 
--- Activation: a worker just moved the id into its processing list; mark the job active, count
--- the attempt and hand out a new lease (the fencing token for every later call). Used by
--- `activate.lua` after a BLMOVE, and by `ack.lua` for the next id it claims, so a busy worker
--- finishes one job and starts the next in one round trip.
--- `limit` job starts per `window` ms across all instances (0: no limit), counted in fixed windows
--- of Redis's clock.
--- Returns {'active', lease, attempts, max_attempts, payload, queued_at}; {'paused'} when processing
--- is paused, or {'limited', ms} when this window's starts are used up, for the ms until it ends
--- (either way the id goes back to the front of the waiting list); or {'skip', state} when the job
--- is not runnable (cancelled meanwhile, or its record expired; 'missing' for no record): the id is
--- then dropped from the processing list.
-local function activate_job(job_key, processing, id, owner, now, channel, limit, window)
-  local job = read_job(job_key, true)
-  -- When it last entered the queue (every path to queued stamps updated_at): the wait is measured
-  -- from there.
-  local queued_at = job.updated_at or now
-  if job.state == 'active' and job.owner == owner then
-    -- A repeat of our own activation whose reply was lost: same lease, nothing counted twice.
-    return {'active', job.lease, job.attempts, job.max_attempts, job.payload, job.updated_at}
-  end
-  if job.state ~= 'queued' then
-    redis.call('LREM', processing, 1, id)
-    return {'skip', job.state or 'missing'}
-  end
-  local tag = string.match(processing, '^(.*):processing:')
-  local refused
-  if paused(tag) then
-    refused = {'paused'}
-  elseif tonumber(limit) > 0 then
-    -- Redis's own clock, so instances whose clocks differ count in the same windows.
+-- Whether a job may start now: {'paused'} while processing is paused, {'limited', ms} when
+-- this window's starts are used up (for the ms until it ends), nil when it may. `limit` job
+-- starts per `window` ms across all instances (0: no limit), counted in fixed windows of Redis's
+-- own clock, so instances whose clocks differ count in the same windows.
+local function admission(tag, limit, window)
+  if paused(tag) then return {'paused'} end
+  if tonumber(limit) > 0 then
     local time = redis.call('TIME')
     local clock = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
     local started = clock - clock % tonumber(window)
@@ -123,14 +171,58 @@ local function activate_job(job_key, processing, id, owner, now, channel, limit,
     local count = redis.call('INCR', starts)
     if count == 1 then redis.call('PEXPIRE', starts, 2 * tonumber(window)) end
     if count > tonumber(limit) then
-      refused = {'limited', tostring(started + tonumber(window) - clock)}
+      return {'limited', tostring(started + tonumber(window) - clock)}
     end
   end
-  if refused then
-    -- Back where BLMOVE took it from, first in line again.
+  return nil
+end
+
+-- Activation: a worker just moved an id (or a marker, see `resolve_marker`) into its processing
+-- list; mark the job active, count the attempt and hand out a new lease (the fencing token for
+-- every later call). Used by `activate.lua` after a BLMOVE, and by `ack.lua` for the next id it
+-- claims, so a busy worker finishes one job and starts the next in one round trip.
+-- `limit` and `window`: the rate limit, as `admission`; `burst`: as `resolve_marker`.
+-- Returns {'active', lease, attempts, max_attempts, payload, queued_at, id}; {'paused'} or
+-- {'limited', ms} when the job may not start now (see `admission`; the id or marker goes back to
+-- the claim end of the waiting list); or {'skip', state} when the job is not runnable (cancelled
+-- meanwhile, or its record expired; 'missing' for no record): the id is then dropped from the
+-- processing list.
+local function activate_job(job_key, processing, id, owner, now, channel, limit, window, burst)
+  local tag = string.match(processing, '^(.*):processing:')
+  local admitted = false
+  if id == HIGH then
+    -- Admitted before it is resolved, so a refused marker simply goes back in line.
+    local refused = admission(tag, limit, window)
+    if refused then
+      redis.call('LREM', processing, 1, HIGH)
+      redis.call('RPUSH', tag .. ':waiting', HIGH)
+      return refused
+    end
+    id = resolve_marker(tag, processing, burst)
+    if not id then return {'skip', 'missing'} end
+    job_key = tag .. ':job:' .. id
+    admitted = true
+  end
+  local job = read_job(job_key, true)
+  -- When it last entered the queue (every path to queued stamps updated_at): the wait is measured
+  -- from there.
+  local queued_at = job.updated_at or now
+  if job.state == 'active' and job.owner == owner then
+    -- A repeat of our own activation whose reply was lost: same lease, nothing counted twice.
+    return {'active', job.lease, job.attempts, job.max_attempts, job.payload, job.updated_at, id}
+  end
+  if job.state ~= 'queued' then
     redis.call('LREM', processing, 1, id)
-    redis.call('RPUSH', tag .. ':waiting', id)
-    return refused
+    return {'skip', job.state or 'missing'}
+  end
+  if not admitted then
+    local refused = admission(tag, limit, window)
+    if refused then
+      -- Back where it was taken from, first in line again.
+      redis.call('LREM', processing, 1, id)
+      line_up(tag .. ':waiting', id, job.high, true)
+      return refused
+    end
   end
   -- A queued job has no step (every path back to queued clears it) and no due_at (promote clears it).
   job.state = 'active'
@@ -141,16 +233,16 @@ local function activate_job(job_key, processing, id, owner, now, channel, limit,
     'owner', owner, 'started_at', now, 'updated_at', now, 'progress', 0,
     'version', next_version(job))
   publish_event(channel, id, job, now)
-  return {'active', job.lease, tostring(job.attempts), job.max_attempts, job.payload, queued_at}
+  return {'active', job.lease, tostring(job.attempts), job.max_attempts, job.payload, queued_at, id}
 end
 
 -- Takes the id out of the worker's processing list, once the fence was checked and with the job's
--- state as it was found. A job still `queued` in the list is one whose activation never reached
--- the disk (Redis crashed and lost it): it would be in no list at all, so it goes back to the
--- waiting list.
-local function release(processing, waiting, id, found_state)
-  if redis.call('LREM', processing, 1, id) == 1 and found_state == 'queued' then
-    redis.call('RPUSH', waiting, id)
+-- job as it was found. A job still `queued` in the list is one whose activation never reached
+-- the disk (Redis crashed and lost it): it would be in no list at all, so it goes back in line,
+-- at the claim end.
+local function release(processing, waiting, id, found)
+  if redis.call('LREM', processing, 1, id) == 1 and found.state == 'queued' then
+    line_up(waiting, id, found.high, true)
   end
 end
 
@@ -204,11 +296,11 @@ end
 -- none).
 local function remove_job(tag, id, now, outputs_delay, channel)
   local job_key = tag .. ':job:' .. id
-  local f = redis.call('HMGET', job_key, 'state', 'subject', 'content', 'payload')
+  local f = redis.call('HMGET', job_key, 'state', 'subject', 'content', 'payload', 'priority')
   local state = f[1]
   if not state then return nil end
   if state == 'queued' then
-    redis.call('LREM', tag .. ':waiting', 1, id)
+    leave_line(tag .. ':waiting', id, f[5] == 'high')
   elseif state == 'retrying' then
     redis.call('ZREM', tag .. ':retrying', id)
   end

@@ -1,4 +1,4 @@
--- recover: return a job from a processing list nobody is working on to the front of the waiting list.
+-- recover: return a job from a processing list nobody is working on to the front of its line.
 -- Used by the reaper for workers of dead instances (their heartbeat expired), and by a live worker for
 -- ids in its own list it does not hold (a BLMOVE or activate whose reply was lost).
 -- A job that was active counts a stall when its instance died; past the limit it fails as a poison
@@ -12,10 +12,15 @@
 if ARGV[7] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 'alive' end
 if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 'gone' end
 local result = 'dropped'
-local f = redis.call('HMGET', KEYS[4], 'state', 'owner')
-if f[1] == 'queued' then
+local f = redis.call('HMGET', KEYS[4], 'state', 'owner', 'priority')
+local high = f[3] == 'high'
+if ARGV[1] == HIGH then
+  -- A marker claimed by BLMOVE but never resolved: it goes back, for the job it stands for.
+  redis.call('RPUSH', KEYS[3], HIGH)
+  result = 'requeued'
+elseif f[1] == 'queued' then
   -- Claimed by BLMOVE but never activated: no attempt was made, nothing to count.
-  redis.call('RPUSH', KEYS[3], ARGV[1])
+  line_up(KEYS[3], ARGV[1], high, true)
   result = 'requeued'
 elseif f[1] == 'active' and f[2] == ARGV[2] and ARGV[7] ~= '1' then
   -- Its own live worker found it: an activation whose reply was lost, or a run whose outcome
@@ -23,7 +28,7 @@ elseif f[1] == 'active' and f[2] == ARGV[2] and ARGV[7] ~= '1' then
   redis.call('HINCRBY', KEYS[4], 'attempts', -1)
   redis.call('HSET', KEYS[4], 'state', 'queued', 'progress', 0, 'updated_at', ARGV[3])
   redis.call('HDEL', KEYS[4], 'step')
-  redis.call('RPUSH', KEYS[3], ARGV[1])
+  line_up(KEYS[3], ARGV[1], high, true)
   result = 'requeued'
   publish_current(ARGV[6], KEYS[4], ARGV[1], ARGV[3])
 elseif f[1] == 'active' and f[2] == ARGV[2] then
@@ -38,7 +43,7 @@ elseif f[1] == 'active' and f[2] == ARGV[2] then
   else
     redis.call('HSET', KEYS[4], 'state', 'queued', 'progress', 0, 'updated_at', ARGV[3])
     redis.call('HDEL', KEYS[4], 'step')
-    redis.call('RPUSH', KEYS[3], ARGV[1])
+    line_up(KEYS[3], ARGV[1], high, true)
     result = 'requeued'
   end
   publish_current(ARGV[6], KEYS[4], ARGV[1], ARGV[3])

@@ -6,7 +6,7 @@
 -- ARGV[4]: the caller's subject ('' for anonymous)   ARGV[5]: '1' for an administrator (any job)
 -- Returns: {1} queued again; {0, state} not failed or cancelled; {0, 'missing'} (no record, or
 -- another subject's job)
-local found = redis.call('HMGET', KEYS[1], 'state', 'subject')
+local found = redis.call('HMGET', KEYS[1], 'state', 'subject', 'priority')
 local state = found[1]
 if not state or (ARGV[5] ~= '1' and (found[2] or '') ~= ARGV[4]) then return {0, 'missing'} end
 if state ~= 'failed' and state ~= 'cancelled' then return {0, state} end
@@ -15,6 +15,6 @@ redis.call('ZREM', KEYS[3] .. ':' .. state, ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0, 'progress', 0,
   'updated_at', ARGV[2])
 redis.call('HDEL', KEYS[1], 'error_code', 'error_detail', 'finished_at', 'step', 'result', 'due_at')
-redis.call('LPUSH', KEYS[2], ARGV[1])
+line_up(KEYS[2], ARGV[1], found[3] == 'high', false)
 publish_current(ARGV[3], KEYS[1], ARGV[1], ARGV[2])
 return {1}
