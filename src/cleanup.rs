@@ -5,9 +5,11 @@
 //!
 //! Redis always changes first (`queue::removal`, one script per removal, which also schedules the
 //! garbage), files after, so a record never names a missing file. Every process runs the loop
-//! ([`Cleanup::spawn`]): it expires due records and sweeps the garbage schedule every
-//! `storage.sweep_interval_ms`, at once when woken, and looks for orphans every
-//! `storage.orphan_sweep_interval_secs`, one instance at a time. A sweep that dies mid-way leaves
+//! ([`Cleanup::spawn`]): it sweeps the garbage schedule every `storage.sweep_interval_ms`, at once
+//! when woken. Two chores repeat on the queue's schedule (`queue::repeat`), each occurrence run by
+//! one instance: the retention (`expire-finished`: finished records past their retention or their
+//! cap by count, files and all), every `storage.sweep_interval_ms`, and the orphan sweep, every
+//! `storage.orphan_sweep_interval_secs`. A sweep that dies mid-way leaves
 //! its entries to come back after their lease; a file that is set aside is removed only if Redis,
 //! asked after, still finds no reference (see `storage::removal`).
 
@@ -68,7 +70,13 @@ pub struct Cleanup {
     /// How long after an active job's removal its outputs are swept again.
     outputs_delay: Duration,
     wake: Notify,
+    /// Names this process in the repeatable tasks' records.
+    runner: String,
 }
+
+/// The repeatable tasks' names in the queue's schedule.
+const RETENTION_TASK: &str = "expire-finished";
+const ORPHAN_SWEEP_TASK: &str = "orphan-sweep";
 
 impl Cleanup {
     pub fn new(
@@ -85,6 +93,13 @@ impl Cleanup {
             settings: settings.clone(),
             outputs_delay: job_timeout + OUTPUTS_MARGIN,
             wake: Notify::new(),
+            // Several processes may share a machine and, in tests, a pid.
+            runner: format!(
+                "{}/{}-{}",
+                hostname(),
+                std::process::id(),
+                &uuid::Uuid::now_v7().simple().to_string()[24..]
+            ),
         }
     }
 
@@ -124,6 +139,20 @@ impl Cleanup {
         let removed = self.queue.purge(sha256, block, self.outputs_delay).await?;
         self.after_removal(&removed).await;
         Ok(removed)
+    }
+
+    /// Runs the retention when its occurrence is due and this process takes it (see
+    /// `queue::repeat`): `None` when it is not this process's turn.
+    pub async fn expire_when_due(&self) -> QueueResult<Option<usize>> {
+        let every = self.settings.sweep_interval();
+        if !self
+            .queue
+            .take_due(RETENTION_TASK, every, &self.runner)
+            .await?
+        {
+            return Ok(None);
+        }
+        self.expire().await.map(Some)
     }
 
     /// Removes the finished records whose retention is over, then the oldest beyond the caps by
@@ -351,12 +380,17 @@ impl Cleanup {
     /// (younger files may belong to uploads under way), and schedules it as garbage, then
     /// sweeps; the claim asks Redis again, so a content referenced since is kept. Originals a
     /// sweep set aside and never finished with are scheduled too: the claim puts them back if they
-    /// are referenced, and removes them if not. `None` when another instance holds the sweep's
-    /// lock, unless `forced` (at start-up: a restart after a crash sweeps at once; two sweeps at
-    /// the same time are only wasteful, since every removal is claimed).
+    /// are referenced, and removes them if not. `None` when the sweep is not due or another
+    /// instance took its occurrence (see `queue::repeat`), unless `forced` (at start-up: a
+    /// restart after a crash sweeps at once; two sweeps at the same time are only wasteful,
+    /// since every removal is claimed).
     pub async fn find_orphans(&self, forced: bool) -> QueueResult<Option<OrphanReport>> {
         let interval = self.settings.orphan_sweep_interval();
-        if !self.queue.try_lock("orphan-sweep", interval / 2).await? && !forced {
+        let taken = self
+            .queue
+            .take_due(ORPHAN_SWEEP_TASK, interval, &self.runner)
+            .await?;
+        if !taken && !forced {
             return Ok(None);
         }
         let before = SystemTime::now() - self.settings.orphan_min_age();
@@ -423,9 +457,8 @@ impl Cleanup {
         self.wake.notify_one();
     }
 
-    /// Runs the loop until `stop` turns true: expiry and the sweep every
-    /// `storage.sweep_interval_ms` (or when woken), the orphan sweep at start and every
-    /// `storage.orphan_sweep_interval_secs`.
+    /// Runs the loop until `stop` turns true: the sweep, and the retention when due, every
+    /// `storage.sweep_interval_ms` (or when woken); the orphan sweep at start and when due.
     pub fn spawn(self: Arc<Self>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut sweep = tokio::time::interval(self.settings.sweep_interval());
@@ -445,7 +478,7 @@ impl Cleanup {
                     let forced = std::mem::take(&mut first_orphan_sweep);
                     self.find_orphans(forced).await.map(drop)
                 } else {
-                    match self.expire().await {
+                    match self.expire_when_due().await {
                         Ok(_) => self.sweep().await.map(drop),
                         Err(e) => Err(e),
                     }
@@ -462,6 +495,15 @@ impl Cleanup {
             }
         })
     }
+}
+
+/// The machine's name, for the repeatable tasks' records (`unknown` when it cannot be read).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// The SHA-256 of the original a record's payload names (records of an earlier version name their

@@ -247,21 +247,6 @@ impl Queue {
         Ok(adopted == 1)
     }
 
-    /// Takes the lock `name` for `ttl` unless another holder has it: for chores one instance at a
-    /// time does. It is never released early, so the chore runs at most once per `ttl`.
-    pub async fn try_lock(&self, name: &str, ttl: Duration) -> QueueResult<bool> {
-        let mut conn = self.conn().await?;
-        let taken: Option<String> = redis::cmd("SET")
-            .arg(self.keys().lock(name))
-            .arg(self.now())
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl.as_millis().max(1) as u64)
-            .query_async(&mut conn)
-            .await?;
-        Ok(taken.is_some())
-    }
-
     /// Every job record there is, with the content it names and its payload, read with SCAN in
     /// batches (for the orphan sweep: what it finds no record for is garbage).
     pub async fn stored_jobs(&self) -> QueueResult<Vec<StoredJob>> {

@@ -133,11 +133,6 @@ impl Keys {
         format!("{}:reaper-lock", self.tag)
     }
 
-    /// A lock one instance at a time holds for a chore (see `Queue::try_lock`).
-    pub fn lock(&self, name: &str) -> String {
-        format!("{}:lock:{name}", self.tag)
-    }
-
     /// A key nothing ever writes: named to a script in place of a job's hash when an id read from
     /// a list is malformed, so the script sees no job and just drops the id.
     pub fn void(&self) -> &str {
@@ -160,6 +155,18 @@ impl Keys {
     /// finished (ms): counted, listed newest first and cleaned by age by the admin API.
     pub fn finished_in(&self, state: JobState) -> String {
         format!("{}:{state}", self.finished)
+    }
+
+    /// The repeatable tasks' schedule: a sorted set of task names scored by when each is next
+    /// due (ms); see `lua/repeat.lua`.
+    pub fn repeat_schedule(&self) -> String {
+        format!("{}:repeat", self.tag)
+    }
+
+    /// What each repeatable task has done: a hash of `<task>:runs`, `<task>:last_run` (ms) and
+    /// `<task>:last_runner` (the instance).
+    pub fn repeat_runs(&self) -> String {
+        format!("{}:repeat:runs", self.tag)
     }
 
     /// Present while processing is paused across all instances.

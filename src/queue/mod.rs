@@ -15,6 +15,9 @@
 //! its finished record's retention is over (`removal.rs`); the content it reads is counted by
 //! reference, and what storage holds for removed jobs and unreferenced contents is scheduled for a
 //! sweep that removes files after the records (`content.rs`).
+//!
+//! Chores on behalf of the whole queue repeat on a schedule kept in Redis, each occurrence taken by
+//! one instance (`repeat.rs`).
 
 mod backoff;
 mod client;
@@ -31,6 +34,7 @@ mod reachability;
 mod reaper;
 mod reconnect;
 mod removal;
+mod repeat;
 mod scripts;
 mod server_check;
 mod settings;
@@ -57,6 +61,7 @@ pub use progress::Progress;
 pub use reaper::Recovered;
 pub(crate) use reconnect::ReconnectDelay;
 pub use removal::{DeleteProof, Removed};
+pub use repeat::RepeatingTask;
 pub use server_check::{ServerCheckError, ServerReport};
 pub use settings::{QueueSettings, WorkerSettings};
 pub use subject::{InvalidSubject, Subject};

@@ -32,6 +32,7 @@ pub(super) struct Scripts {
     pub adopt: Script,
     pub stats: Script,
     pub clean: Script,
+    pub repeat: Script,
 }
 
 impl Scripts {
@@ -58,6 +59,7 @@ impl Scripts {
             adopt: load(include_str!("lua/adopt.lua")),
             stats: load(include_str!("lua/stats.lua")),
             clean: load(include_str!("lua/clean.lua")),
+            repeat: load(include_str!("lua/repeat.lua")),
         }
     }
 }

@@ -586,6 +586,58 @@ async fn expired_records_take_their_files_with_them() {
 }
 
 #[tokio::test]
+async fn with_two_instances_up_the_retention_runs_once_per_occurrence_and_removes_only_what_expired()
+ {
+    let app = TestApp::spawn_with(Role::All, |settings| {
+        settings.queue.completed_retention_secs = 2;
+        settings.storage.sweep_interval_ms = 100;
+    })
+    .await;
+    let mut sibling = app.sibling(Role::All).await;
+    let caller = As::anonymous(&app);
+    let mut cut = jpeg(400, 300);
+    cut.truncate(cut.len() / 2);
+    let (failed, _) = upload(&app, None, cut).await;
+    let (done, _) = upload(&app, None, jpeg(64, 48)).await;
+    completed(&caller, &done).await;
+    assert_eq!(app.wait_for(&failed, &["failed"]).await["state"], "failed");
+    assert_eq!(originals(&app).len(), 2);
+
+    let queue = app.redis.queue();
+    let runs = || async {
+        let tasks = queue.repeating().await.unwrap();
+        let task = tasks.iter().find(|t| t.name == "expire-finished");
+        task.map_or(0, |t| t.runs)
+    };
+    let (before, started) = (runs().await, std::time::Instant::now());
+    eventually(
+        Duration::from_secs(10),
+        "the completed record and its files to expire",
+        || async {
+            caller.get(&format!("/jobs/{done}")).await.status() == 404
+                && variants_of(&app, &done).is_empty()
+                && originals(&app).len() == 1
+        },
+    )
+    .await;
+    // Past the expiry, a second more of both instances ticking every 100 ms.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (after, elapsed) = (runs().await, started.elapsed());
+    let occurrences = (elapsed.as_millis() / 100) as u64;
+    assert!(
+        after > before && after - before <= occurrences + 2,
+        "{} runs in {elapsed:?}: two instances each running it would make about {}",
+        after - before,
+        2 * occurrences
+    );
+    // The failed job's retention is a week: its record and original stay.
+    let kept = caller.get(&format!("/jobs/{failed}")).await;
+    assert_eq!(kept.status(), 200);
+    assert_eq!(originals(&app).len(), 1);
+    sibling.stop().await;
+}
+
+#[tokio::test]
 async fn finished_records_past_their_cap_by_count_go_oldest_first_with_their_files() {
     let app = TestApp::spawn_with(Role::All, |settings| {
         settings.queue.completed_max_count = 2;

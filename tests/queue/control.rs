@@ -305,3 +305,60 @@ async fn the_pool_grows_under_a_burst_and_shrinks_back_when_idle() {
     running.await.unwrap();
     assert_eq!(size.running.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_occurrence_of_a_repeatable_task_goes_to_one_instance_and_survives_restarts() {
+    let redis = TestRedis::start();
+    let clock = pixdrop::queue::ManualClock::new(1_000_000_000_000);
+    let instances: Vec<Queue> = (0..3)
+        .map(|_| redis.queue().with_clock(clock.clone()))
+        .collect();
+    let every = Duration::from_secs(60);
+    let mut takers = Vec::new();
+    for occurrence in 0..5 {
+        // Every instance asks four times at the same moment: one gets it.
+        let asks = instances.iter().enumerate().flat_map(|(n, queue)| {
+            (0..4).map(move |_| async move {
+                let runner = format!("instance-{n}");
+                queue
+                    .take_due("chore", every, &runner)
+                    .await
+                    .unwrap()
+                    .then_some(runner)
+            })
+        });
+        let taken: Vec<String> = futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(taken.len(), 1, "occurrence {occurrence}: {taken:?}");
+        takers.push(taken[0].clone());
+        // Not again before the interval is over.
+        clock.advance_ms(59_999);
+        for queue in &instances {
+            assert!(!queue.take_due("chore", every, "late").await.unwrap());
+        }
+        clock.advance_ms(1);
+    }
+    // A process started now (a restart) finds the schedule where it was.
+    let restarted = redis.queue().with_clock(clock.clone());
+    let tasks = restarted.repeating().await.unwrap();
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0].name, "chore");
+    assert_eq!(tasks[0].runs, 5);
+    assert_eq!(tasks[0].last_runner.as_deref(), Some(takers[4].as_str()));
+    assert!(
+        restarted
+            .take_due("chore", every, "restarted")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !restarted
+            .take_due("chore", every, "restarted")
+            .await
+            .unwrap()
+    );
+    assert_eq!(restarted.repeating().await.unwrap()[0].runs, 6);
+}

@@ -310,7 +310,7 @@ async fn every_key_shares_one_hash_tag() {
         .await
         .unwrap();
     queue
-        .try_lock("chore", std::time::Duration::from_secs(5))
+        .take_due("chore", std::time::Duration::from_secs(5), "here")
         .await
         .unwrap();
     let keys: Vec<String> = redis.conn().await.keys("*").await.unwrap();
