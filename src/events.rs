@@ -7,7 +7,8 @@
 //! keeps, per job, the sockets watching it, so an event costs a map lookup and one send per
 //! watcher, however many sockets are open. An inbox holds `websocket.event_buffer` deliveries; a
 //! socket that falls that far behind is told it lagged and re-reads its jobs' state, so a slow
-//! browser never holds back the others.
+//! browser never holds back the others. An inbox may also watch every job (the admin
+//! dashboard's stream); those few are kept apart, so other sockets' routing stays a lookup.
 //!
 //! Redis may drop the subscription (restart, failover, network). The task then reconnects with
 //! backoff and, once subscribed again, tells every inbox to resync: events published meanwhile
@@ -51,6 +52,8 @@ struct Routes {
     by_job: Mutex<HashMap<JobId, HashMap<u64, Arc<Mailbox>>>>,
     /// Every open inbox, for resyncs.
     all: Mutex<HashMap<u64, Arc<Mailbox>>>,
+    /// The inboxes watching every job.
+    everything: Mutex<HashMap<u64, Arc<Mailbox>>>,
     next: AtomicU64,
     buffer: usize,
 }
@@ -93,6 +96,11 @@ impl Inbox {
         }
     }
 
+    /// Routes every job's events here from now on.
+    pub fn watch_everything(&mut self) {
+        lock(&self.routes.everything).insert(self.number, self.mailbox.clone());
+    }
+
     /// Stops routing `job`'s events here.
     pub fn unwatch(&mut self, job: JobId) {
         if self.watching.remove(&job) {
@@ -128,6 +136,7 @@ impl Drop for Inbox {
             self.routes.forget(job, self.number);
         }
         lock(&self.routes.all).remove(&self.number);
+        lock(&self.routes.everything).remove(&self.number);
     }
 }
 
@@ -146,10 +155,11 @@ impl Routes {
     fn route(&self, job: JobId, delivery: Delivery) {
         // Sent outside the lock: a delivery never waits, but cloning the few watchers keeps the
         // lock to a lookup.
-        let watchers: Vec<Arc<Mailbox>> = match lock(&self.by_job).get(&job) {
+        let mut watchers: Vec<Arc<Mailbox>> = match lock(&self.by_job).get(&job) {
             Some(watchers) => watchers.values().cloned().collect(),
-            None => return,
+            None => Vec::new(),
         };
+        watchers.extend(lock(&self.everything).values().cloned());
         for mailbox in watchers {
             mailbox.deliver(delivery.clone());
         }
@@ -201,6 +211,7 @@ impl EventHub {
             routes: Arc::new(Routes {
                 by_job: Mutex::default(),
                 all: Mutex::default(),
+                everything: Mutex::default(),
                 next: AtomicU64::new(0),
                 buffer: buffer.max(1),
             }),
@@ -370,6 +381,29 @@ mod tests {
         drop((watches_b, watches_both));
         assert_eq!(hub.routes.watched_jobs(), 0);
         assert!(lock(&hub.routes.all).is_empty());
+    }
+
+    #[test]
+    fn an_inbox_watching_everything_gets_every_jobs_events_and_stops_when_dropped() {
+        let hub = EventHub::new(8);
+        let (a, b) = (JobId::new(), JobId::new());
+        let mut dashboard = hub.inbox();
+        dashboard.watch_everything();
+        let mut watches_a = hub.inbox();
+        watches_a.watch(a);
+        hub.routes.route(a, event(a, 1));
+        hub.routes.route(b, event(b, 1));
+        let got = |inbox: &mut Inbox| match inbox.receiver.try_recv() {
+            Ok(Delivery::Event(e)) => Some(e.id),
+            _ => None,
+        };
+        assert_eq!(got(&mut dashboard), Some(a));
+        assert_eq!(got(&mut dashboard), Some(b));
+        assert_eq!(got(&mut dashboard), None);
+        assert_eq!(got(&mut watches_a), Some(a));
+        assert_eq!(got(&mut watches_a), None, "b is not a's");
+        drop(dashboard);
+        assert!(lock(&hub.routes.everything).is_empty());
     }
 
     #[tokio::test]

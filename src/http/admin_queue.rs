@@ -1,6 +1,8 @@
 //! The admin API's hold on the queue, for whoever runs pixdrop (see `admin.rs` for who that is):
 //!
-//! - `GET /admin/queue`: counts per state across every instance, workers, whether paused.
+//! - `GET /admin/queue`: counts per state across every instance, workers, whether paused; jobs
+//!   finished per state and failed per error code since the queue began (the dashboard's
+//!   throughput is their change); the repeatable tasks with their runs.
 //! - `GET /admin/instances`: each instance's heartbeat and worker slots, with the jobs they hold.
 //! - `GET /admin/jobs?state=failed&offset=0&limit=50`: finished jobs (completed, failed or
 //!   cancelled), newest first, with their owner and error.
@@ -31,7 +33,12 @@ const MAX_PAGE: usize = 500;
 
 /// `GET /admin/queue`.
 pub async fn counts(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    Ok(HttpResponse::Ok().json(state.queue.counts().await?))
+    let stats = state.queue.stats().await?;
+    let mut answer = serde_json::to_value(stats.counts).map_err(Problem::internal)?;
+    answer["finished_total"] = json!(stats.finished);
+    answer["failed_by_code_total"] = json!(stats.failed_by_code);
+    answer["repeating"] = json!(state.queue.repeating().await?);
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// `GET /admin/instances`: every instance with registered workers, its heartbeat and what each

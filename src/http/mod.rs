@@ -9,6 +9,7 @@ mod admin_queue;
 mod body;
 pub mod caller;
 mod catch_panic;
+mod dashboard;
 mod gate;
 mod health;
 mod jobs;
@@ -71,6 +72,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::delete().to(admin::purge_original),
         )
         .route("/admin/blocked/{sha256}", web::delete().to(admin::unblock))
+        .route("/admin", web::get().to(dashboard::page))
+        .route("/admin/events", web::get().to(dashboard::events))
         .route("/admin/queue", web::get().to(admin_queue::counts))
         .route("/admin/instances", web::get().to(admin_queue::instances))
         .route("/admin/jobs", web::get().to(admin_queue::finished))

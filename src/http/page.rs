@@ -34,7 +34,7 @@ pub async fn file(req: HttpRequest, path: web::Path<String>) -> Result<HttpRespo
 
 /// Serves one embedded file, revalidated by ETag: the page is small, and a new build of pixdrop
 /// must never leave a browser on an old script.
-fn asset(req: &HttpRequest, path: &str) -> Result<HttpResponse, Problem> {
+pub(super) fn asset(req: &HttpRequest, path: &str) -> Result<HttpResponse, Problem> {
     let file = Assets::get(path).ok_or_else(|| Problem::not_found(format!("no file {path:?}")))?;
     let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..16]));
     let fresh = req

@@ -182,7 +182,12 @@ async fn bad_admin_queries_are_refused_with_a_reason_and_strangers_get_nothing()
     assert_eq!(status, 404);
 
     let closed = TestApp::spawn(Role::HttpOnly).await;
-    for path in ["/admin/queue", "/admin/jobs", "/admin/instances"] {
+    for path in [
+        "/admin/queue",
+        "/admin/jobs",
+        "/admin/instances",
+        "/admin/events",
+    ] {
         let (status, _) = get(&closed, path).await;
         assert_eq!(status, 403, "{path}");
     }
@@ -190,4 +195,74 @@ async fn bad_admin_queries_are_refused_with_a_reason_and_strangers_get_nothing()
         let (status, _) = post(&closed, path).await;
         assert_eq!(status, 403, "{path}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_page_is_served_and_its_stream_carries_every_jobs_events() {
+    use futures_util::StreamExt;
+
+    let mut app = TestApp::spawn_with(Role::All, |settings| {
+        settings.auth.admin_on_loopback = true;
+    })
+    .await;
+    let page = send(&app, reqwest::Method::GET, "/admin").await;
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert!(page.text().await.unwrap().contains("/static/admin.js"));
+
+    let stream = send(&app, reqwest::Method::GET, "/admin/events").await;
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "application/x-ndjson");
+    let mut chunks = stream.bytes_stream();
+    let mut buffered = Vec::new();
+    let mut lines = Vec::<Value>::new();
+    let mut next_line = async || -> Value {
+        loop {
+            if let Some(end) = buffered.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buffered.drain(..=end).collect();
+                return serde_json::from_slice(&line).unwrap();
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), chunks.next())
+                .await
+                .expect("a line within 30 s")
+                .expect("the stream stays open")
+                .unwrap();
+            buffered.extend_from_slice(&chunk);
+        }
+    };
+    assert_eq!(
+        next_line().await["type"],
+        "resync",
+        "the stream opens by asking for a read"
+    );
+    // Two uploads: neither watched by anyone, both seen through to their end.
+    let first = app.upload_one(jpeg(64, 48)).await;
+    let second = app.upload_one(jpeg(48, 64)).await;
+    let mut completed = std::collections::HashSet::new();
+    while completed.len() < 2 {
+        let line = next_line().await;
+        assert_eq!(line["type"], "event", "{line}");
+        assert!(line.get("result").is_none(), "no storage keys: {line}");
+        if line["state"] == "completed" {
+            completed.insert(line["id"].as_str().unwrap().to_owned());
+        }
+        lines.push(line);
+    }
+    assert_eq!(completed, [first, second].into_iter().collect());
+    let states: Vec<&str> = lines.iter().map(|l| l["state"].as_str().unwrap()).collect();
+    assert!(
+        states.contains(&"queued") && states.contains(&"active"),
+        "{states:?}"
+    );
+
+    // A stream held open does not hold up a graceful stop: it ends with the process.
+    tokio::time::timeout(Duration::from_secs(10), app.stop())
+        .await
+        .expect("pixdrop stops with a dashboard stream open");
+    let end = tokio::time::timeout(Duration::from_secs(5), chunks.next()).await;
+    assert!(
+        matches!(end, Ok(None | Some(Err(_)))),
+        "the stream ended: {end:?}"
+    );
 }
