@@ -4,7 +4,7 @@
 // fetch so the credential travels as a header. The chart keeps the samples this page took: the
 // depths, and jobs finished per minute from the change in the queue's finished totals.
 // Everything the server sends is written with textContent, never parsed as HTML.
-import { parseJson, problemDetail } from './api.js';
+import { parseJson, problemDetail, request } from './api.js';
 import { authHeaders, signOut, useToken } from './session.js';
 
 const REFRESH_MS = 2_000;
@@ -31,18 +31,6 @@ const recent = new Map();
 let paused = false;
 let streamAbort = null;
 
-async function request(method, url) {
-  try {
-    const response = await fetch(url, {
-      method, headers: { Accept: 'application/json', ...authHeaders() },
-    });
-    const body = parseJson(await response.text());
-    return { status: response.status, ok: response.ok, body, statusText: response.statusText };
-  } catch {
-    return { status: 0, ok: false, body: null, statusText: '' };
-  }
-}
-
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -66,7 +54,7 @@ function refused(answer) {
   stopStream();
   ui.board.hidden = true;
   ui.signin.hidden = false;
-  ui.signinWhy.textContent = problemDetail(answer.body, answer.status, answer.statusText);
+  ui.signinWhy.textContent = problemDetail(answer.body, answer.status);
   setLive('reconnecting', 'Not signed in as an administrator');
 }
 
@@ -81,7 +69,7 @@ async function refreshQueue({ sample = false } = {}) {
   const answer = await request('GET', '/admin/queue');
   if (answer.status === 401 || answer.status === 403) return refused(answer);
   if (!answer.ok || !answer.body) {
-    say(`Could not read the queue: ${problemDetail(answer.body, answer.status, answer.statusText)}`);
+    say(`Could not read the queue: ${problemDetail(answer.body, answer.status)}`);
     return;
   }
   ui.signin.hidden = true;
@@ -232,7 +220,7 @@ function failedRow(job) {
 async function act(method, url, done) {
   const answer = await request(method, url);
   if (answer.status === 401 || answer.status === 403) return refused(answer);
-  say(answer.ok ? done : problemDetail(answer.body, answer.status, answer.statusText));
+  say(answer.ok ? done : problemDetail(answer.body, answer.status));
   await Promise.all([refreshQueue(), refreshFailed()]);
 }
 
@@ -251,7 +239,7 @@ async function openStream() {
       headers: { Accept: 'application/x-ndjson', ...authHeaders() }, signal: controller.signal,
     });
     if (response.status === 401 || response.status === 403) {
-      refused({ status: response.status, body: parseJson(await response.text()), statusText: response.statusText });
+      refused({ status: response.status, body: parseJson(await response.text()) });
       return;
     }
     if (!response.ok || !response.body) throw new Error(`status ${response.status}`);

@@ -21,7 +21,7 @@ export function problemDetail(body, status, statusText) {
  * Resolves to `{ status, ok, body }`, never rejects: status 0 means no answer at all. `headers`
  * replace the sign-in's where they name the same.
  */
-async function request(method, url, headers = {}) {
+export async function request(method, url, headers = {}) {
   try {
     const response = await fetch(url, {
       method, headers: { Accept: 'application/json', ...authHeaders(), ...headers },

@@ -6,25 +6,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { PHOTOS_DIR, launch, screenshot } from './browser.js';
+import { PHOTOS_DIR, screenshot, withPixdropAndBrowser } from './browser.js';
 import { Pixdrop } from './pixdrop.js';
 
 let pixdrop;
 let browser;
 
-test.before(async () => {
-  pixdrop = await Pixdrop.create({ env: { PIXDROP__AUTH__ADMIN_ON_LOOPBACK: 'true' } });
-  browser = await launch();
-});
-
-test.after(async () => {
-  await browser?.close();
-  try {
-    await pixdrop?.stop();
-    pixdrop?.cleanUp();
-  } finally {
-    pixdrop?.kill();
-  }
+withPixdropAndBrowser({ env: { PIXDROP__AUTH__ADMIN_ON_LOOPBACK: 'true' } }, (started, launched) => {
+  pixdrop = started;
+  browser = launched;
 });
 
 /** Uploads `bytes` as `name` with curl's shape of request; the job's id. */
