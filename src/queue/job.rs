@@ -100,7 +100,7 @@ impl fmt::Display for JobState {
 }
 
 /// In which line a job waits: high-priority jobs are claimed before bulk (normal) ones, except
-/// that every `queue.priority_burst` high-priority starts in a row let one bulk job start.
+/// that after every `queue.priority_burst` high-priority starts one waiting bulk job starts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {

@@ -41,8 +41,8 @@ pub struct QueueSettings {
     /// time; 0 is no limit.
     pub rate_limit_jobs: u64,
     pub rate_limit_window_ms: u64,
-    /// High-priority jobs started in a row while bulk jobs wait, before one bulk job starts: what
-    /// keeps a stream of high-priority uploads from starving the rest.
+    /// After every so many high-priority starts, one waiting bulk job starts: what keeps a
+    /// stream of high-priority uploads from starving the rest.
     pub priority_burst: u32,
 }
 

@@ -223,3 +223,26 @@ async fn a_pause_sends_a_claimed_marker_back_unresolved() {
     assert_eq!(run_next(&mut conn).await, high);
     assert_eq!(run_next(&mut conn).await, bulk);
 }
+
+#[tokio::test]
+async fn behind_a_long_high_priority_backlog_the_bulk_line_still_gets_its_turn() {
+    // More markers than the claim end's first read covers: the bulk job is found past them.
+    let redis = TestRedis::start();
+    let queue = redis.queue_with(with_burst(3));
+    let bulk = enqueue(&queue, Priority::Normal, 0..2).await;
+    let high = enqueue(&queue, Priority::High, 0..200).await;
+
+    let mut conn = WorkerConn::open(&queue, "i/0").await.unwrap();
+    let mut order = Vec::new();
+    for _ in 0..8 {
+        order.push(run_next(&mut conn).await);
+    }
+    let (h, b) = (&high, &bulk);
+    assert_eq!(order, vec![h[0], h[1], h[2], b[0], h[3], h[4], h[5], b[1]]);
+    // With no bulk job left, the high-priority line runs on, in order.
+    for expected in &high[6..20] {
+        assert_eq!(run_next(&mut conn).await, *expected);
+    }
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.waiting, counts.waiting_high), (180, 180), "{counts:?}");
+}

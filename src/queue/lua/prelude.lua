@@ -44,25 +44,30 @@ local function leave_line(waiting, id, high)
   end
 end
 
--- The bulk id nearest the claim end of the waiting list (the one that has waited longest), or
--- nil. Only markers and ids returned to the front lie beyond it, and there are no more markers
--- than high-priority jobs, so the scan reads little more than the high-priority backlog.
+-- A bulk id from near the claim end of the waiting list (one that has waited longest), or nil
+-- when none waits. Between it and the claim end lie only markers and ids returned to the front.
+-- The few entries at the claim end are read first; under a long high-priority backlog the entry
+-- just past its markers is looked up by index instead, so the cost stays small however long the
+-- backlog (a list's index lookup runs in Redis, without handing the entries to Lua). Called while
+-- a claimed marker is being resolved: its own id is still in `<waiting>:high`, so the waiting
+-- list holds one marker fewer than that.
 local function oldest_bulk(waiting)
-  local chunk, from = 64, -1
-  while true do
-    local ids = redis.call('LRANGE', waiting, from - chunk + 1, from)
-    for i = #ids, 1, -1 do
-      if ids[i] ~= HIGH then return ids[i] end
-    end
-    if #ids < chunk then return nil end
-    from = from - chunk
+  local markers = redis.call('LLEN', waiting .. ':high') - 1
+  if redis.call('LLEN', waiting) <= markers then return nil end
+  local ids = redis.call('LRANGE', waiting, -64, -1)
+  for i = #ids, 1, -1 do
+    if ids[i] ~= HIGH then return ids[i] end
   end
+  local past = redis.call('LINDEX', waiting, -(markers + 1))
+  if past and past ~= HIGH then return past end
+  return nil
 end
 
 -- Resolves a marker a worker claimed into `processing` to the job it starts: the oldest
--- high-priority job, except that after `burst` high-priority starts in a row one bulk job starts
--- instead if any waits (its marker goes back to the claim end), so a stream of high-priority
--- uploads cannot starve the bulk ones. The id takes the marker's place in the processing list.
+-- high-priority job, except that after every `burst` of those one bulk job starts instead if any
+-- waits (the marker goes back to the claim end), so a stream of high-priority uploads cannot
+-- starve the bulk ones. The count restarts when no bulk job waits, so the lookup runs once per
+-- burst at most. The id takes the marker's place in the processing list.
 -- Returns the id, or nil when no high-priority job is left (one removed from line took its own
 -- marker, so this is only a marker whose job left by a path that could not find it): the
 -- marker is then dropped.
@@ -71,9 +76,9 @@ local function resolve_marker(tag, processing, burst)
   local streak_key = tag .. ':high-streak'
   local id
   if redis.call('INCR', streak_key) > tonumber(burst) then
+    redis.call('SET', streak_key, 0)
     id = oldest_bulk(waiting)
     if id then
-      redis.call('SET', streak_key, 0)
       redis.call('LREM', waiting, -1, id)
       redis.call('RPUSH', waiting, HIGH)
     end
