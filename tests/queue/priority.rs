@@ -244,5 +244,9 @@ async fn behind_a_long_high_priority_backlog_the_bulk_line_still_gets_its_turn()
         assert_eq!(run_next(&mut conn).await, *expected);
     }
     let counts = queue.counts().await.unwrap();
-    assert_eq!((counts.waiting, counts.waiting_high), (180, 180), "{counts:?}");
+    assert_eq!(
+        (counts.waiting, counts.waiting_high),
+        (180, 180),
+        "{counts:?}"
+    );
 }
