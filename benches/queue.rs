@@ -3,6 +3,7 @@
 //!   the workers claim, activate and ack, so its cost is inside the measurement.
 //! - `queue_drain`: like BullMQ's `noop-bench.js` `process_per_s`: the jobs are enqueued first, then
 //!   the time from starting the pool to the last ack is measured.
+//! - `queue_enqueue`: like its `enqueue_per_s`: batches of 500 enqueued, no worker running.
 //!
 //! Redis: `PIXDROP_BENCH_REDIS_URL` if set (so `benches/compare-bullmq.sh` can measure BullMQ on the
 //! same server in the same run), else a private `redis-server` with the AOF on and fsynced every
@@ -152,6 +153,29 @@ fn queue_throughput(c: &mut Criterion) {
         });
         runtime.block_on(pool.stop());
     }
+    group.finish();
+
+    let mut group = c.benchmark_group("queue_enqueue");
+    configure(&mut group);
+    group.bench_function("batches_of_500", |b| {
+        b.to_async(&runtime).iter_custom(|iters| {
+            let (queue, payloads) = (queue.clone(), payloads.clone());
+            async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    for _ in 0..JOBS / BATCH {
+                        queue.enqueue_batch(&payloads).await.expect("enqueue");
+                    }
+                }
+                let elapsed = start.elapsed();
+                // Drained outside the measurement, so the waiting list does not grow run on run.
+                let pool = NoopPool::start(&queue, 8, &tokio::runtime::Handle::current());
+                NoopPool::wait_for(&pool.done, &pool.moved, JOBS * iters as usize).await;
+                pool.stop().await;
+                elapsed
+            }
+        });
+    });
     group.finish();
 
     let mut group = c.benchmark_group("queue_drain");
