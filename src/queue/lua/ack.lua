@@ -16,11 +16,11 @@ local job, status = lease_status(KEYS[1], ARGV[2], ARGV[3], 'completed')
 release(KEYS[2], KEYS[3], ARGV[1], job)
 local answer
 if status == 'held' then
-  redis.call('HSET', KEYS[1], 'state', 'completed', 'result', ARGV[5], 'progress', 100,
+  redis.call('HSET', KEYS[1], 'state', 'completed', 'result', ARGV[5], 'progress', '100',
     'finished_at', ARGV[4], 'updated_at', ARGV[4], 'version', next_version(job))
   clear(KEYS[1], job, 'error_code', 'error_detail', 'step')
   schedule_expiry(KEYS[4], ARGV[1], ARGV[4], ARGV[6], 'completed')
-  job.state, job.progress, job.step, job.error_code = 'completed', 100, nil, nil
+  job.state, job.progress, job.step, job.error_code = 'completed', '100', nil, nil
   publish_event(ARGV[7], ARGV[1], job, ARGV[4], ARGV[5])
   count(KEYS[1], 'completed')
   answer = {'1', ''}
@@ -34,7 +34,7 @@ if ARGV[8] == '1' and not paused(ARGV[9]) then
   if next_id then
     answer[3] = next_id
     local next_job = activate_job(ARGV[9] .. ':job:' .. next_id, KEYS[2], next_id, ARGV[2],
-      ARGV[4], ARGV[7], ARGV[10], ARGV[11], ARGV[12])
+      ARGV[4], ARGV[7], ARGV[10], ARGV[11], ARGV[12], true)
     for _, v in ipairs(next_job) do answer[#answer + 1] = v end
   end
 end

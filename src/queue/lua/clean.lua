@@ -10,10 +10,10 @@
 -- Returns: {ids looked at, id, state, subject, payload, content, ...} of the jobs removed
 local ids
 if ARGV[4] ~= '' then
-  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4], 'LIMIT', 0, ARGV[7])
+  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4], 'LIMIT', '0', ARGV[7])
 else
   local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[5])
   if excess <= 0 then return {'0'} end
-  ids = redis.call('ZRANGE', KEYS[1], 0, math.min(excess, tonumber(ARGV[7])) - 1)
+  ids = redis.call('ZRANGE', KEYS[1], '0', math.min(excess, tonumber(ARGV[7])) - 1)
 end
 return remove_listed(ARGV[2], ids, KEYS[1], ARGV[1], ARGV[3], ARGV[6])

@@ -24,7 +24,7 @@ for i = 1, jobs do
     end
   end
 end
-local oldest = redis.call('ZRANGE', KEYS[2], '-', '+', 'BYLEX', 'LIMIT', 0, 2)
+local oldest = redis.call('ZRANGE', KEYS[2], '-', '+', 'BYLEX', 'LIMIT', '0', '2')
 for _, id in ipairs(oldest) do
   if redis.call('EXISTS', ARGV[5] .. ':job:' .. id) == 0 then redis.call('ZREM', KEYS[2], id) end
 end
@@ -34,9 +34,9 @@ for i = 1, jobs do
   local id, payload, content, digest, priority = ARGV[5 * i + 2], ARGV[5 * i + 3],
     ARGV[5 * i + 4], ARGV[5 * i + 5], ARGV[5 * i + 6]
   if redis.call('EXISTS', job_key) == 0 then
-    redis.call('HSET', job_key, 'state', 'queued', 'attempts', 0, 'max_attempts', ARGV[1],
-      'stalls', 0, 'lease', 0, 'progress', 0, 'payload', payload, 'subject', ARGV[4],
-      'created_at', ARGV[2], 'updated_at', ARGV[2], 'version', 1)
+    redis.call('HSET', job_key, 'state', 'queued', 'attempts', '0', 'max_attempts', ARGV[1],
+      'stalls', '0', 'lease', '0', 'progress', '0', 'payload', payload, 'subject', ARGV[4],
+      'created_at', ARGV[2], 'updated_at', ARGV[2], 'version', '1')
     if content ~= '' then
       redis.call('HSET', job_key, 'content', content)
       redis.call('ZADD', content_key(ARGV[5], content), '+inf', id)
@@ -45,8 +45,8 @@ for i = 1, jobs do
     if digest ~= '' then redis.call('HSET', job_key, 'delete_digest', digest) end
     if priority == HIGH then redis.call('HSET', job_key, 'priority', HIGH) end
     line_up(KEYS[1], id, priority == HIGH, false)
-    redis.call('ZADD', KEYS[2], 0, id)
-    publish_event(ARGV[3], id, { state = 'queued', max_attempts = ARGV[1], version = 1 }, ARGV[2])
+    redis.call('ZADD', KEYS[2], '0', id)
+    publish_event(ARGV[3], id, { state = 'queued', max_attempts = ARGV[1], version = '1' }, ARGV[2])
     created = created + 1
   end
 end

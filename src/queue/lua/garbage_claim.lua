@@ -15,7 +15,7 @@ if #ARGV > 4 then
     if due and tonumber(due) <= tonumber(ARGV[1]) then candidates[#candidates + 1] = ARGV[i] end
   end
 else
-  candidates = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+  candidates = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', '0', ARGV[3])
 end
 local taken = {}
 for _, entry in ipairs(candidates) do

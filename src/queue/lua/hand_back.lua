@@ -9,8 +9,9 @@ release(KEYS[2], KEYS[3], ARGV[1], job)
 if status == 'done' then return {1} end
 if status ~= 'held' then return {0, status} end
 clear(KEYS[1], job, 'step')
-job.state, job.attempts, job.progress, job.step = 'queued', tonumber(job.attempts) - 1, 0, nil
-redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', job.attempts, 'progress', 0,
+job.state, job.attempts, job.progress, job.step = 'queued',
+  string.format('%d', tonumber(job.attempts) - 1), '0', nil
+redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', job.attempts, 'progress', '0',
   'updated_at', ARGV[4], 'version', next_version(job))
 line_up(KEYS[3], ARGV[1], job.high, true)
 publish_event(ARGV[5], ARGV[1], job, ARGV[4])

@@ -15,7 +15,7 @@ for i = 2, #KEYS do
   if redis.call('ZCOUNT', KEYS[i], '+inf', '+inf') == 0 then
     -- Only pins: the key lives as long as the last of them (a duration: the times the scripts
     -- are given need not be Redis's clock).
-    local last = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
+    local last = redis.call('ZRANGE', KEYS[i], '-1', '-1', 'WITHSCORES')
     redis.call('PEXPIRE', KEYS[i], math.max(1, tonumber(last[2]) - tonumber(ARGV[3])))
   end
 end

@@ -36,11 +36,11 @@ end
 -- sit at the claim end, so LREM looks for one from there.
 local function leave_line(waiting, id, high)
   if high then
-    if redis.call('LREM', waiting .. ':high', 1, id) == 1 then
-      redis.call('LREM', waiting, -1, HIGH)
+    if redis.call('LREM', waiting .. ':high', '1', id) == 1 then
+      redis.call('LREM', waiting, '-1', HIGH)
     end
   else
-    redis.call('LREM', waiting, 1, id)
+    redis.call('LREM', waiting, '1', id)
   end
 end
 
@@ -54,7 +54,7 @@ end
 local function oldest_bulk(waiting)
   local markers = redis.call('LLEN', waiting .. ':high') - 1
   if redis.call('LLEN', waiting) <= markers then return nil end
-  local ids = redis.call('LRANGE', waiting, -64, -1)
+  local ids = redis.call('LRANGE', waiting, '-64', '-1')
   for i = #ids, 1, -1 do
     if ids[i] ~= HIGH then return ids[i] end
   end
@@ -76,24 +76,31 @@ local function resolve_marker(tag, processing, burst)
   local streak_key = tag .. ':high-streak'
   local id
   if redis.call('INCR', streak_key) > tonumber(burst) then
-    redis.call('SET', streak_key, 0)
+    redis.call('SET', streak_key, '0')
     id = oldest_bulk(waiting)
     if id then
-      redis.call('LREM', waiting, -1, id)
+      redis.call('LREM', waiting, '-1', id)
       redis.call('RPUSH', waiting, HIGH)
     end
   end
   if not id then id = redis.call('RPOP', waiting .. ':high') end
-  redis.call('LREM', processing, 1, HIGH)
+  redis.call('LREM', processing, '1', HIGH)
   if id then redis.call('LPUSH', processing, id) end
   return id or nil
+end
+
+-- A counter stored as a string, plus one, as a string. Formatted as an integer once, here: Lua
+-- turns a number into text with the C library's floating-point printf wherever it meets one
+-- (a concatenation, tostring), a cost the hot scripts would pay several times a job.
+local function plus_one(counter)
+  return string.format('%d', (tonumber(counter) or 0) + 1)
 end
 
 -- The job's next version. Every transition stores it with its HSET (the job was read anyway, so
 -- this costs no call) and publishes it, so a subscriber can tell an event older than a snapshot it
 -- read from one that is newer, whatever the clocks of the processes involved.
 local function next_version(job)
-  job.version = (tonumber(job.version) or 0) + 1
+  job.version = plus_one(job.version)
   return job.version
 end
 
@@ -125,9 +132,9 @@ local function publish_event(channel, id, job, now, result, due_at)
   if result then extra = ',"result":' .. result end
   if due_at then extra = extra .. ',"due_at":' .. due_at end
   redis.call('PUBLISH', channel, '{"id":"' .. id .. '","state":"' .. job.state ..
-    '","attempts":' .. (job.attempts or 0) .. ',"max_attempts":' .. (job.max_attempts or 0) ..
-    ',"progress":' .. (job.progress or 0) .. ',"step":' .. json_or_null(job.step) ..
-    ',"error":' .. error .. extra .. ',"version":' .. (job.version or 0) ..
+    '","attempts":' .. (job.attempts or '0') .. ',"max_attempts":' .. (job.max_attempts or '0') ..
+    ',"progress":' .. (job.progress or '0') .. ',"step":' .. json_or_null(job.step) ..
+    ',"error":' .. error .. extra .. ',"version":' .. (job.version or '0') ..
     ',"updated_at":' .. now .. '}')
 end
 
@@ -148,7 +155,7 @@ end
 -- Publishes the job as it is stored now, after counting a new version (for the less frequent
 -- transitions, which do not read the job beforehand).
 local function publish_current(channel, job_key, id, now)
-  redis.call('HINCRBY', job_key, 'version', 1)
+  redis.call('HINCRBY', job_key, 'version', '1')
   local job = read_job(job_key)
   local result, due_at
   if job.state == 'completed' then result = redis.call('HGET', job_key, 'result') end
@@ -165,9 +172,10 @@ end
 -- Whether a job may start now: {'paused'} while processing is paused, {'limited', ms} when
 -- this window's starts are used up (for the ms until it ends), nil when it may. `limit` job
 -- starts per `window` ms across all instances (0: no limit), counted in fixed windows of Redis's
--- own clock, so instances whose clocks differ count in the same windows.
-local function admission(tag, limit, window)
-  if paused(tag) then return {'paused'} end
+-- own clock, so instances whose clocks differ count in the same windows. `pause_checked`: the
+-- caller looked at the pause flag already in this script.
+local function admission(tag, limit, window, pause_checked)
+  if not pause_checked and paused(tag) then return {'paused'} end
   if tonumber(limit) > 0 then
     local time = redis.call('TIME')
     local clock = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -186,20 +194,21 @@ end
 -- list; mark the job active, count the attempt and hand out a new lease (the fencing token for
 -- every later call). Used by `activate.lua` after a BLMOVE, and by `ack.lua` for the next id it
 -- claims, so a busy worker finishes one job and starts the next in one round trip.
--- `limit` and `window`: the rate limit, as `admission`; `burst`: as `resolve_marker`.
+-- `limit`, `window` and `pause_checked`: as `admission`; `burst`: as `resolve_marker`.
 -- Returns {'active', lease, attempts, max_attempts, payload, queued_at, id}; {'paused'} or
 -- {'limited', ms} when the job may not start now (see `admission`; the id or marker goes back to
 -- the claim end of the waiting list); or {'skip', state} when the job is not runnable (cancelled
 -- meanwhile, or its record expired; 'missing' for no record): the id is then dropped from the
 -- processing list.
-local function activate_job(job_key, processing, id, owner, now, channel, limit, window, burst)
+local function activate_job(job_key, processing, id, owner, now, channel, limit, window, burst,
+    pause_checked)
   local tag = string.match(processing, '^(.*):processing:')
   local admitted = false
   if id == HIGH then
     -- Admitted before it is resolved, so a refused marker simply goes back in line.
-    local refused = admission(tag, limit, window)
+    local refused = admission(tag, limit, window, pause_checked)
     if refused then
-      redis.call('LREM', processing, 1, HIGH)
+      redis.call('LREM', processing, '1', HIGH)
       redis.call('RPUSH', tag .. ':waiting', HIGH)
       return refused
     end
@@ -217,28 +226,28 @@ local function activate_job(job_key, processing, id, owner, now, channel, limit,
     return {'active', job.lease, job.attempts, job.max_attempts, job.payload, job.updated_at, id}
   end
   if job.state ~= 'queued' then
-    redis.call('LREM', processing, 1, id)
+    redis.call('LREM', processing, '1', id)
     return {'skip', job.state or 'missing'}
   end
   if not admitted then
-    local refused = admission(tag, limit, window)
+    local refused = admission(tag, limit, window, pause_checked)
     if refused then
       -- Back where it was taken from, first in line again.
-      redis.call('LREM', processing, 1, id)
+      redis.call('LREM', processing, '1', id)
       line_up(tag .. ':waiting', id, job.high, true)
       return refused
     end
   end
   -- A queued job has no step (every path back to queued clears it) and no due_at (promote clears it).
   job.state = 'active'
-  job.attempts = tonumber(job.attempts) + 1
-  job.lease = tostring(tonumber(job.lease) + 1)
-  job.progress = 0
+  job.attempts = plus_one(job.attempts)
+  job.lease = plus_one(job.lease)
+  job.progress = '0'
   redis.call('HSET', job_key, 'state', 'active', 'attempts', job.attempts, 'lease', job.lease,
-    'owner', owner, 'started_at', now, 'updated_at', now, 'progress', 0,
+    'owner', owner, 'started_at', now, 'updated_at', now, 'progress', '0',
     'version', next_version(job))
   publish_event(channel, id, job, now)
-  return {'active', job.lease, tostring(job.attempts), job.max_attempts, job.payload, queued_at, id}
+  return {'active', job.lease, job.attempts, job.max_attempts, job.payload, queued_at, id}
 end
 
 -- Takes the id out of the worker's processing list, once the fence was checked and with the job's
@@ -246,7 +255,7 @@ end
 -- the disk (Redis crashed and lost it): it would be in no list at all, so it goes back in line,
 -- at the claim end.
 local function release(processing, waiting, id, found)
-  if redis.call('LREM', processing, 1, id) == 1 and found.state == 'queued' then
+  if redis.call('LREM', processing, '1', id) == 1 and found.state == 'queued' then
     line_up(waiting, id, found.high, true)
   end
 end
@@ -256,7 +265,7 @@ end
 -- It also joins its final state's index (`<finished>:<state>`, scored by when it finished), which
 -- the admin API counts, lists newest first and cleans by age.
 local function schedule_expiry(finished, id, now, retention, state)
-  redis.call('ZADD', finished, tonumber(now) + tonumber(retention), id)
+  redis.call('ZADD', finished, string.format('%d', tonumber(now) + tonumber(retention)), id)
   redis.call('ZADD', finished .. ':' .. state, now, id)
 end
 
@@ -268,8 +277,8 @@ local function count(job_key, state, code)
   local tag = string.match(job_key, '^(.*):job:')
   if not tag then return end
   local stats = tag .. ':stats'
-  redis.call('HINCRBY', stats, state, 1)
-  if code then redis.call('HINCRBY', stats, state .. ':' .. code, 1) end
+  redis.call('HINCRBY', stats, state, '1')
+  if code then redis.call('HINCRBY', stats, state .. ':' .. code, '1') end
 end
 
 -- The keys of contents and of subjects' indexes, built from the `{prefix}` tag the caller passes:

@@ -8,7 +8,7 @@
 -- ARGV[7]: at most so many jobs
 -- Returns: {ids looked at, id, state, subject, payload, content, id, ...} of the removed jobs
 if ARGV[6] == '1' then redis.call('SADD', KEYS[1], ARGV[1]) end
-local referencing = redis.call('ZRANGEBYSCORE', KEYS[2], '+inf', '+inf', 'LIMIT', 0, ARGV[7])
+local referencing = redis.call('ZRANGEBYSCORE', KEYS[2], '+inf', '+inf', 'LIMIT', '0', ARGV[7])
 local removed = {tostring(#referencing)}
 for _, id in ipairs(referencing) do
   local state, subject, payload, content = remove_job(ARGV[3], id, ARGV[2], ARGV[5], ARGV[4])

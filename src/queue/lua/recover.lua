@@ -10,7 +10,7 @@
 -- Returns: 'alive' (heartbeat present: nothing done), 'gone' (not in the list any more),
 --          'requeued', 'failed' (stalled too often), 'dropped' (finished or missing: just removed)
 if ARGV[7] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 'alive' end
-if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 'gone' end
+if redis.call('LREM', KEYS[2], '1', ARGV[1]) == 0 then return 'gone' end
 local result = 'dropped'
 local f = redis.call('HMGET', KEYS[4], 'state', 'owner', 'priority')
 local high = f[3] == 'high'
@@ -25,14 +25,14 @@ elseif f[1] == 'queued' then
 elseif f[1] == 'active' and f[2] == ARGV[2] and ARGV[7] ~= '1' then
   -- Its own live worker found it: an activation whose reply was lost, or a run whose outcome
   -- could not be recorded. Nobody died: handed back like a shutdown's job, the attempt returned.
-  redis.call('HINCRBY', KEYS[4], 'attempts', -1)
-  redis.call('HSET', KEYS[4], 'state', 'queued', 'progress', 0, 'updated_at', ARGV[3])
+  redis.call('HINCRBY', KEYS[4], 'attempts', '-1')
+  redis.call('HSET', KEYS[4], 'state', 'queued', 'progress', '0', 'updated_at', ARGV[3])
   redis.call('HDEL', KEYS[4], 'step')
   line_up(KEYS[3], ARGV[1], high, true)
   result = 'requeued'
   publish_current(ARGV[6], KEYS[4], ARGV[1], ARGV[3])
 elseif f[1] == 'active' and f[2] == ARGV[2] then
-  local stalls = redis.call('HINCRBY', KEYS[4], 'stalls', 1)
+  local stalls = redis.call('HINCRBY', KEYS[4], 'stalls', '1')
   if stalls > tonumber(ARGV[4]) then
     redis.call('HSET', KEYS[4], 'state', 'failed', 'error_code', 'stalled',
       'error_detail', 'the worker running this job died ' .. stalls .. ' times; not retrying',
@@ -41,7 +41,7 @@ elseif f[1] == 'active' and f[2] == ARGV[2] then
     count(KEYS[4], 'failed', 'stalled')
     result = 'failed'
   else
-    redis.call('HSET', KEYS[4], 'state', 'queued', 'progress', 0, 'updated_at', ARGV[3])
+    redis.call('HSET', KEYS[4], 'state', 'queued', 'progress', '0', 'updated_at', ARGV[3])
     redis.call('HDEL', KEYS[4], 'step')
     line_up(KEYS[3], ARGV[1], high, true)
     result = 'requeued'

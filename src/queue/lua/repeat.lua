@@ -13,6 +13,6 @@ local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if due and tonumber(due) > tonumber(ARGV[2]) then return {0, due} end
 local next_due = tonumber(ARGV[2]) + tonumber(ARGV[3])
 redis.call('ZADD', KEYS[1], next_due, ARGV[1])
-local runs = redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':runs', 1)
+local runs = redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':runs', '1')
 redis.call('HSET', KEYS[2], ARGV[1] .. ':last_run', ARGV[2], ARGV[1] .. ':last_runner', ARGV[4])
 return {1, runs, tostring(next_due)}

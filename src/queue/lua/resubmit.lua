@@ -12,7 +12,7 @@ if not state or (ARGV[5] ~= '1' and (found[2] or '') ~= ARGV[4]) then return {0,
 if state ~= 'failed' and state ~= 'cancelled' then return {0, state} end
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[3] .. ':' .. state, ARGV[1])
-redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0, 'progress', 0,
+redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', '0', 'progress', '0',
   'updated_at', ARGV[2])
 redis.call('HDEL', KEYS[1], 'error_code', 'error_detail', 'finished_at', 'step', 'result', 'due_at')
 line_up(KEYS[2], ARGV[1], found[3] == 'high', false)
