@@ -331,7 +331,6 @@ impl Queue {
             .key(keys.finished())
             .arg(id.to_string())
             .arg(self.now())
-            .arg(self.inner.settings.failed_retention_secs * 1000)
             .arg(keys.events())
             .arg(subject.field())
             .invoke_async(&mut conn)

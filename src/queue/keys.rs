@@ -174,7 +174,8 @@ impl Keys {
         format!("{}:paused", self.tag)
     }
 
-    /// Sorted set of finished jobs, scored by when their record is removed (ms): see `expire.lua`.
+    /// What the indexes of finished jobs per state are named after (see `finished_in`); also the
+    /// expiry schedule earlier versions kept, drained by `expire.lua`.
     pub fn finished(&self) -> &str {
         &self.finished
     }

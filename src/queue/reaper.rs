@@ -172,7 +172,6 @@ impl Queue {
             .arg(worker)
             .arg(self.now())
             .arg(settings.max_stalls)
-            .arg(settings.failed_retention_secs * 1000)
             .arg(keys.events())
             .arg(if require_dead { "1" } else { "0" })
             .invoke_async(conn)

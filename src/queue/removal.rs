@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::client::{Queue, QueueError, QueueResult};
+use super::control::FINISHED_STATES;
 use super::job::{JobId, JobState};
 use super::subject::Subject;
 
@@ -126,12 +127,20 @@ impl Queue {
     pub async fn expire_due(&self) -> QueueResult<Vec<Removed>> {
         let keys = self.keys();
         self.remove_in_batches(|| {
+            let settings = self.settings();
             let mut invocation = self.inner.scripts.expire.prepare_invoke();
+            for state in FINISHED_STATES {
+                invocation.key(keys.finished_in(state));
+            }
             invocation
                 .key(keys.finished())
                 .arg(self.now())
                 .arg(keys.tag())
-                .arg(keys.events());
+                .arg(keys.events())
+                .arg(settings.completed_retention_secs * 1000)
+                .arg(settings.failed_retention_secs * 1000)
+                // Cancelled jobs are kept as failed ones are.
+                .arg(settings.failed_retention_secs * 1000);
             invocation
         })
         .await

@@ -197,13 +197,11 @@ impl WorkerConn {
         claim_next: bool,
     ) -> QueueResult<(Settled, Option<Claim>)> {
         let keys = self.queue.keys();
-        let retention = self.queue.settings().completed_retention_secs * 1000;
         let scripts = &self.queue.inner.scripts;
         let mut invocation = fenced(&scripts.ack, &self.queue, &self.processing, &self.name, job);
         invocation
             .key(keys.finished())
             .arg(result.to_string())
-            .arg(retention)
             .arg(keys.events())
             .arg(if claim_next { "1" } else { "0" })
             .arg(keys.tag())
@@ -274,7 +272,6 @@ impl WorkerConn {
             .key(keys.finished())
             .arg(&error.code)
             .arg(detail)
-            .arg(self.queue.settings().failed_retention_secs * 1000)
             .arg(keys.events());
         settled(invocation.invoke_async(&mut self.scripts).await?)
     }

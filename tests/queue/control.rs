@@ -362,3 +362,47 @@ async fn each_occurrence_of_a_repeatable_task_goes_to_one_instance_and_survives_
     );
     assert_eq!(restarted.repeating().await.unwrap()[0].runs, 6);
 }
+
+#[tokio::test]
+async fn the_expiry_schedule_of_earlier_versions_is_still_honoured_and_drained() {
+    // Earlier versions scheduled each finished job's removal in `{prefix}:finished`, scored by when
+    // to remove it. Such an entry is removed when it falls due, record and all, then is gone.
+    let redis = TestRedis::start();
+    let queue = redis.queue();
+    let id = queue.enqueue(&json!({})).await.unwrap();
+    let mut conn = pixdrop::queue::WorkerConn::open(&queue, "old/0")
+        .await
+        .unwrap();
+    let pixdrop::queue::Claim::Job(job) = conn.claim().await.unwrap() else {
+        panic!("expected a job");
+    };
+    conn.ack(&job, &json!({})).await.unwrap();
+    let keys = queue.keys();
+    let mut redis_conn = redis.conn().await;
+    // As an earlier version left it: in the old schedule, due in a minute, in no state's index.
+    let due = queue.job(&id).await.unwrap().unwrap().updated_at + 60_000;
+    let () = redis::AsyncCommands::zrem(
+        &mut redis_conn,
+        keys.finished_in(JobState::Completed),
+        id.to_string(),
+    )
+    .await
+    .unwrap();
+    let () = redis::AsyncCommands::zadd(&mut redis_conn, keys.finished(), id.to_string(), due)
+        .await
+        .unwrap();
+
+    let at = |ms: u64| {
+        redis
+            .queue()
+            .with_clock(pixdrop::queue::ManualClock::new(ms))
+    };
+    assert!(at(due - 1).expire_due().await.unwrap().is_empty());
+    let expired = at(due).expire_due().await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert!(queue.job(&id).await.unwrap().is_none());
+    let left: i64 = redis::AsyncCommands::zcard(&mut redis_conn, keys.finished())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}

@@ -66,12 +66,37 @@ async fn a_claimed_job_is_active_and_its_ack_completes_it_and_schedules_expiry()
         ttl, -1,
         "no TTL: the record goes with its references, not silently"
     );
-    let removal: Option<f64> = redis_conn
-        .zscore(queue.keys().finished(), id.to_string())
+    let finished: Option<f64> = redis_conn
+        .zscore(
+            queue.keys().finished_in(JobState::Completed),
+            id.to_string(),
+        )
         .await
         .unwrap();
-    let after = removal.expect("scheduled for removal") as u64 - record.updated_at;
-    assert_eq!(after, 86_400_000, "removed after the completed retention");
+    assert_eq!(
+        finished.expect("indexed as completed, for its removal") as u64,
+        record.updated_at
+    );
+    // Its retention (a day) is counted from there: not yet due a moment before, due at its end.
+    let finished_at = record.updated_at;
+    let clocked = |at: u64| {
+        let clock = pixdrop::queue::ManualClock::new(at);
+        redis.queue().with_clock(clock)
+    };
+    assert!(
+        clocked(finished_at + 86_399_999)
+            .expire_due()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(queue.job(&id).await.unwrap().is_some());
+    let expired = clocked(finished_at + 86_400_000)
+        .expire_due()
+        .await
+        .unwrap();
+    assert_eq!(expired.len(), 1);
+    assert!(queue.job(&id).await.unwrap().is_none());
     let processing: i64 = redis_conn
         .llen(queue.keys().processing("i1/0"))
         .await

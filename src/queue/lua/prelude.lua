@@ -260,12 +260,11 @@ local function release(processing, waiting, id, found)
   end
 end
 
--- A finished job's record is removed at `now + retention` by `expire.lua`, with its references, so
--- disk and Redis shrink together; never silently by a TTL, which would leave its content counted.
--- It also joins its final state's index (`<finished>:<state>`, scored by when it finished), which
--- the admin API counts, lists newest first and cleans by age.
-local function schedule_expiry(finished, id, now, retention, state)
-  redis.call('ZADD', finished, string.format('%d', tonumber(now) + tonumber(retention)), id)
+-- A finished job joins its final state's index (`<finished>:<state>`, scored by when it
+-- finished): the admin API counts it, lists it newest first and cleans it by age there, and
+-- `expire.lua` removes it, with its references, once its state's retention is over, so disk and
+-- Redis shrink together; never silently by a TTL, which would leave its content counted.
+local function schedule_expiry(finished, id, now, state)
   redis.call('ZADD', finished .. ':' .. state, now, id)
 end
 
@@ -318,8 +317,9 @@ local function remove_job(tag, id, now, outputs_delay, channel)
   elseif state == 'retrying' then
     redis.call('ZREM', tag .. ':retrying', id)
   end
-  redis.call('ZREM', tag .. ':finished', id)
   redis.call('ZREM', tag .. ':finished:' .. state, id)
+  -- The expiry schedule of earlier versions, until its last entry is gone (see `expire.lua`).
+  redis.call('ZREM', tag .. ':finished', id)
   redis.call('ZREM', uploads_key(tag, f[2]), id)
   local garbage = tag .. ':garbage'
   local due = tonumber(now)
