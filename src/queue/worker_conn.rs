@@ -156,6 +156,7 @@ impl WorkerConn {
             .arg(self.queue.settings().rate_limit_jobs)
             .arg(self.queue.settings().rate_limit_window_ms)
             .arg(self.queue.settings().priority_burst)
+            .arg(keys.tag())
             .invoke_async(&mut self.scripts)
             .await?;
         activation(raw_id, &answer)

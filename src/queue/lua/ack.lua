@@ -22,7 +22,7 @@ if status == 'held' then
   schedule_expiry(KEYS[4], ARGV[1], ARGV[4], 'completed')
   job.state, job.progress, job.step, job.error_code = 'completed', '100', nil, nil
   publish_event(ARGV[6], ARGV[1], job, ARGV[4], ARGV[5])
-  count(KEYS[1], 'completed')
+  count(KEYS[1], 'completed', nil, ARGV[8])
   answer = {'1', ''}
 elseif status == 'done' then
   answer = {'1', ''}
@@ -34,7 +34,7 @@ if ARGV[7] == '1' and not paused(ARGV[8]) then
   if next_id then
     answer[3] = next_id
     local next_job = activate_job(ARGV[8] .. ':job:' .. next_id, KEYS[2], next_id, ARGV[2],
-      ARGV[4], ARGV[6], ARGV[9], ARGV[10], ARGV[11], true)
+      ARGV[4], ARGV[6], ARGV[9], ARGV[10], ARGV[11], true, ARGV[8])
     for _, v in ipairs(next_job) do answer[#answer + 1] = v end
   end
 end

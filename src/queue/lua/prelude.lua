@@ -194,15 +194,15 @@ end
 -- list; mark the job active, count the attempt and hand out a new lease (the fencing token for
 -- every later call). Used by `activate.lua` after a BLMOVE, and by `ack.lua` for the next id it
 -- claims, so a busy worker finishes one job and starts the next in one round trip.
--- `limit`, `window` and `pause_checked`: as `admission`; `burst`: as `resolve_marker`.
+-- `limit`, `window` and `pause_checked`: as `admission`; `burst`: as `resolve_marker`; `tag`: the
+-- `{prefix}` tag.
 -- Returns {'active', lease, attempts, max_attempts, payload, queued_at, id}; {'paused'} or
 -- {'limited', ms} when the job may not start now (see `admission`; the id or marker goes back to
 -- the claim end of the waiting list); or {'skip', state} when the job is not runnable (cancelled
 -- meanwhile, or its record expired; 'missing' for no record): the id is then dropped from the
 -- processing list.
 local function activate_job(job_key, processing, id, owner, now, channel, limit, window, burst,
-    pause_checked)
-  local tag = string.match(processing, '^(.*):processing:')
+    pause_checked, tag)
   local admitted = false
   if id == HIGH then
     -- Admitted before it is resolved, so a refused marker simply goes back in line.
@@ -271,9 +271,10 @@ end
 -- Counts a job reaching a final state (or a retry) in the queue's statistics hash, kept beside the
 -- job's record (`{prefix}:stats`, named from the job's key, in the same slot): `completed`,
 -- `failed`, `cancelled`, `retried`, and `failed:<code>` for a failure's error code. Read by
--- `stats.lua` for `/metrics`, so every process reports the whole queue.
-local function count(job_key, state, code)
-  local tag = string.match(job_key, '^(.*):job:')
+-- `stats.lua` for `/metrics`, so every process reports the whole queue. `tag`: the `{prefix}` tag
+-- when the caller has it (else it is read off the job's key, which costs a pattern match).
+local function count(job_key, state, code, tag)
+  tag = tag or string.match(job_key, '^(.*):job:')
   if not tag then return end
   local stats = tag .. ':stats'
   redis.call('HINCRBY', stats, state, '1')
