@@ -71,6 +71,8 @@ impl Default for QueueSettings {
     }
 }
 
+/// A hundred years: longer retentions are refused.
+const MAX_RETENTION_SECS: u64 = 100 * 365 * 86_400;
 /// Below this a timer would spin rather than wait.
 const MIN_INTERVAL_MS: u64 = 10;
 /// BLMOVE takes 0 as "block forever"; anything shorter than this is a busy loop.
@@ -145,12 +147,19 @@ impl QueueSettings {
             self.scheduler_interval_ms,
             MIN_INTERVAL_MS,
         );
-        checks.at_least(
-            "queue.completed_retention_secs",
-            self.completed_retention_secs,
-            1,
-        );
-        checks.at_least("queue.failed_retention_secs", self.failed_retention_secs, 1);
+        for (setting, secs) in [
+            (
+                "queue.completed_retention_secs",
+                self.completed_retention_secs,
+            ),
+            ("queue.failed_retention_secs", self.failed_retention_secs),
+        ] {
+            checks.at_least(setting, secs, 1);
+            // In ms, subtracted from the clock: bounded so the arithmetic can never wrap.
+            checks.require(secs <= MAX_RETENTION_SECS, setting, || {
+                format!("{setting} ({secs}) must be at most {MAX_RETENTION_SECS} (a hundred years)")
+            });
+        }
         checks.require(
             self.claim_block_secs.is_finite() && self.claim_block_secs >= MIN_CLAIM_BLOCK_SECS,
             "queue.claim_block_secs",
@@ -321,6 +330,24 @@ mod tests {
             "queue.backoff_max_ms (5) must be at least queue.backoff_base_ms (10)",
             "queue.backoff_jitter (1.5)",
             "queue.claim_block_secs (0)",
+        ] {
+            assert!(found.contains(setting), "{setting} missing from:\n{found}");
+        }
+    }
+
+    #[test]
+    fn retentions_and_the_priority_burst_are_bounded() {
+        let settings = QueueSettings {
+            completed_retention_secs: u64::MAX / 10,
+            failed_retention_secs: 0,
+            priority_burst: 0,
+            ..QueueSettings::default()
+        };
+        let found = problems(&settings).join("\n");
+        for setting in [
+            "queue.completed_retention_secs (1844674407370955161) must be at most",
+            "queue.failed_retention_secs (0)",
+            "queue.priority_burst (0)",
         ] {
             assert!(found.contains(setting), "{setting} missing from:\n{found}");
         }

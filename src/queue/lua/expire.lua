@@ -16,7 +16,8 @@ for i = 1, 4 do
   if i <= 3 then before = string.format('%d', tonumber(ARGV[1]) - tonumber(ARGV[3 + i])) end
   local due = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', before, 'LIMIT', '0', room)
   if #due > 0 then
-    -- Past their retention, cancelled jobs' workers have long been fenced off: no delay.
+    -- No delay for outputs: what a cancelled job's worker might still write after a very short
+    -- retention is an orphan the orphan sweep removes.
     local removed = remove_listed(ARGV[2], due, KEYS[i], ARGV[1], ARGV[3], 0)
     answer[1] = answer[1] + tonumber(removed[1])
     for j = 2, #removed do answer[#answer + 1] = removed[j] end

@@ -1,7 +1,8 @@
 -- resubmit: put a failed or cancelled job back in the queue with a fresh set of attempts. Its
 -- stall count stays: a job that kept killing its workers fails at its next stall, so retrying by
 -- hand cannot loop a poison pill through the workers forever.
--- KEYS[1]: the job hash   KEYS[2]: the waiting list   KEYS[3]: the expiry schedule
+-- KEYS[1]: the job hash   KEYS[2]: the waiting list
+-- KEYS[3]: the finished jobs' indexes' common prefix, also earlier versions' expiry schedule
 -- ARGV[1]: job id   ARGV[2]: now (ms)   ARGV[3]: events channel
 -- ARGV[4]: the caller's subject ('' for anonymous)   ARGV[5]: '1' for an administrator (any job)
 -- Returns: {1} queued again; {0, state} not failed or cancelled; {0, 'missing'} (no record, or
