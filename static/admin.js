@@ -81,7 +81,7 @@ async function refreshQueue({ sample = false } = {}) {
   $('n-retrying').textContent = q.retrying;
   $('n-completed').textContent = q.completed;
   $('n-failed').textContent = q.failed;
-  $('n-workers').textContent = q.workers;
+  $('n-workers').textContent = `of ${q.workers} slots`;
   paused = Boolean(q.paused);
   ui.pause.textContent = paused ? 'Resume' : 'Pause';
   ui.pausedNote.hidden = !paused;
@@ -162,14 +162,19 @@ async function refreshInstances() {
   if (!answer.ok || !answer.body) return;
   const instances = answer.body.instances || [];
   ui.noInstances.hidden = instances.length > 0;
+  // The autoscaled pools' sizes, from each live instance's last heartbeat.
+  $('n-running').textContent = instances
+    .filter((instance) => instance.alive)
+    .reduce((sum, instance) => sum + (instance.running ?? instance.workers.length), 0);
   ui.instances.replaceChildren(...instances.map((instance) => {
     const tr = el('tr');
     const busy = instance.workers.filter((w) => w.holding > 0).length;
     const beat = instance.alive
       ? `alive, ${instance.last_beat_ms ? ago(instance.last_beat_ms) : 'just now'}`
       : 'lapsed: its jobs go back to the queue';
+    const running = instance.running ?? instance.workers.length;
     tr.append(el('td', 'id', instance.name), el('td', instance.alive ? '' : 'dead', beat),
-      el('td', '', `${busy} of ${instance.workers.length}`));
+      el('td', '', `${busy} / ${running} / ${instance.workers.length}`));
     return tr;
   }));
 }

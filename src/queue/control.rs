@@ -201,6 +201,9 @@ pub struct Instance {
     /// Its last heartbeat (ms since the epoch, its clock), and how long until it lapses.
     pub last_beat_ms: Option<u64>,
     pub lapses_in_ms: Option<u64>,
+    /// How many of its workers ran at its last heartbeat (an autoscaled pool runs between its
+    /// `workers.min` and its slots).
+    pub running: Option<u64>,
     /// Its worker slots (up to its `workers.max`), each with the jobs it holds (0 or 1).
     pub workers: Vec<WorkerSlot>,
 }
@@ -240,19 +243,25 @@ impl Queue {
         }
         let answers: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
         let mut answers = answers.into_iter();
-        let mut next = || -> Option<i64> {
-            answers
-                .next()
-                .and_then(|value| redis::from_redis_value::<Option<i64>>(value).ok().flatten())
+        let mut next_value = || answers.next();
+        let number = |value: Option<redis::Value>| -> Option<i64> {
+            value.and_then(|value| redis::from_redis_value::<Option<i64>>(value).ok().flatten())
         };
         let mut instances = Vec::new();
         for (name, workers) in by_instance {
-            let last_beat = next().and_then(|ms| u64::try_from(ms).ok());
-            let lapses_in = next().and_then(|ms| u64::try_from(ms).ok());
+            // `<ms>` or `<ms>:<running>` (see `Queue::beat_running`).
+            let beat: Option<String> =
+                next_value().and_then(|value| redis::from_redis_value(value).ok());
+            let (last_beat, running) = match beat.as_deref().map(|b| b.split_once(':')) {
+                Some(Some((ms, running))) => (ms.parse().ok(), running.parse().ok()),
+                Some(None) => (beat.as_deref().and_then(|ms| ms.parse().ok()), None),
+                None => (None, None),
+            };
+            let lapses_in = number(next_value()).and_then(|ms| u64::try_from(ms).ok());
             let workers = workers
                 .into_iter()
                 .map(|name| WorkerSlot {
-                    holding: next().map_or(0, |n| n.max(0) as u64),
+                    holding: number(next_value()).map_or(0, |n| n.max(0) as u64),
                     name,
                 })
                 .collect();
@@ -260,6 +269,7 @@ impl Queue {
                 alive: lapses_in.is_some(),
                 last_beat_ms: last_beat,
                 lapses_in_ms: lapses_in,
+                running,
                 name,
                 workers,
             });

@@ -17,13 +17,28 @@ use super::reconnect::ReconnectDelay;
 impl Queue {
     /// Renews the instance's heartbeat and registers its workers, atomically.
     pub async fn beat(&self, instance: &str, workers: &[String]) -> QueueResult<()> {
+        self.beat_running(instance, workers, None).await
+    }
+
+    /// Renews the heartbeat as `beat` does, with how many of its workers run now (an autoscaled
+    /// pool runs between its minimum and its slots): the heartbeat's value is `<ms>:<running>`.
+    pub async fn beat_running(
+        &self,
+        instance: &str,
+        workers: &[String],
+        running: Option<usize>,
+    ) -> QueueResult<()> {
         let keys = self.keys();
         let mut conn = self.conn().await?;
+        let value = match running {
+            Some(running) => format!("{}:{running}", self.now()),
+            None => self.now().to_string(),
+        };
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("SET")
             .arg(keys.heartbeat(instance))
-            .arg(self.now())
+            .arg(value)
             .arg("PX")
             .arg(self.settings().heartbeat_ttl_ms)
             .ignore();
@@ -126,6 +141,7 @@ pub(super) async fn heartbeat(
     queue: Queue,
     instance: String,
     workers: Vec<String>,
+    size: Arc<super::pool::PoolSize>,
     reach: Arc<Reachability>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -133,7 +149,8 @@ pub(super) async fn heartbeat(
     let mut delay = ReconnectDelay::new();
     loop {
         let started = Instant::now();
-        let beat = queue.beat(&instance, &workers).await;
+        let running = size.running.load(std::sync::atomic::Ordering::SeqCst);
+        let beat = queue.beat_running(&instance, &workers, Some(running)).await;
         reach.observe(started, beat.is_ok());
         match beat {
             Ok(()) => delay.reset(),

@@ -112,6 +112,7 @@ impl<H: Handler> WorkerPool<H> {
             self.queue.clone(),
             self.instance.clone(),
             workers.clone(),
+            self.size.clone(),
             reach.clone(),
             quiet.clone(),
         ));

@@ -56,7 +56,9 @@ test('the dashboard follows the queue live and its buttons act on it', async () 
     await page.locator('#n-completed', { hasText: /^1$/ }).waitFor({ timeout: 10_000 });
     await page.locator('#n-failed', { hasText: /^1$/ }).waitFor();
     // The instance's workers and the repeating tasks are shown; the chart has samples drawn.
-    assert.ok(await page.locator('#instances tr').count() >= 1);
+    // One instance: its busy / running / slots (the pool runs between workers.min and its 8 slots).
+    await page.locator('#instances tr td', { hasText: /^[0-8] \/ [2-8] \/ 8$/ }).waitFor({ timeout: 10_000 });
+    await page.locator('#n-running', { hasText: /^[2-8]$/ }).waitFor();
     await page.locator('#tasks td', { hasText: 'expire-finished' }).waitFor({ timeout: 10_000 });
     await page.locator('#chart polyline.line-waiting').waitFor({ state: 'attached', timeout: 10_000 });
 

@@ -272,10 +272,29 @@ async fn the_pool_grows_under_a_burst_and_shrinks_back_when_idle() {
         size.running.load(Ordering::SeqCst) == 1
     })
     .await;
+    // Every instance's heartbeat says how many of its workers run.
+    let running_told = || async {
+        let instances = queue.instances().await.unwrap();
+        assert_eq!(instances.len(), 1, "{instances:?}");
+        assert_eq!(instances[0].workers.len(), 4, "its slots");
+        instances[0].running
+    };
+    eventually(
+        Duration::from_secs(5),
+        "the heartbeat to tell one",
+        || async { running_told().await == Some(1) },
+    )
+    .await;
     let mut ids = Vec::new();
     for n in 0..16 {
         ids.push(queue.enqueue(&json!({"n": n})).await.unwrap());
     }
+    eventually(
+        Duration::from_secs(10),
+        "the heartbeat to tell four",
+        || async { running_told().await == Some(4) },
+    )
+    .await;
     eventually(Duration::from_secs(20), "the burst to complete", || async {
         let mut all = true;
         for id in &ids {
