@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use redis::AsyncCommands;
 use serde_json::Value;
 
@@ -114,7 +114,8 @@ async fn two_http_processes_and_two_workers_share_the_work_and_survive_a_kill() 
 
     // Killed in the middle of a job of its own, after it completed at least one. It is frozen
     // (SIGSTOP) first, so what it holds cannot change between looking and killing; if it held
-    // nothing at that moment, it is thawed and the look repeats.
+    // nothing at that moment, it is thawed and the look repeats. On a loaded machine every job
+    // may finish between two looks: more photos are then uploaded, and watched, until it is caught.
     let deadline = Instant::now() + Duration::from_secs(60);
     let signal = |signal| {
         // SAFETY: kill(2) on our own child, not yet reaped.
@@ -127,6 +128,7 @@ async fn two_http_processes_and_two_workers_share_the_work_and_survive_a_kill() 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
         let mut done = false;
+        let mut unfinished = 0;
         for id in &ids {
             let state: Option<String> = conn
                 .hget(format!("{{pixdrop}}:job:{id}"), "state")
@@ -134,6 +136,20 @@ async fn two_http_processes_and_two_workers_share_the_work_and_survive_a_kill() 
                 .unwrap();
             done |= state.as_deref() == Some("completed")
                 && owner_pid(&mut conn, id).await == Some(doomed_pid);
+            unfinished += usize::from(state.as_deref() != Some("completed"));
+        }
+        if unfinished == 0 {
+            let mut more = Vec::new();
+            for n in 0..4 {
+                let photo = noisy_jpeg(900 + (ids.len() + n) as u32, 700);
+                more.push(upload_photo(if n % 2 == 0 { &a } else { &b }, &photo).await);
+            }
+            let subscribe = serde_json::json!({ "subscribe": more }).to_string();
+            for socket in &mut sockets {
+                socket.send(subscribe.clone().into()).await.unwrap();
+            }
+            ids.extend(more);
+            continue;
         }
         if !done {
             continue;
@@ -158,7 +174,8 @@ async fn two_http_processes_and_two_workers_share_the_work_and_survive_a_kill() 
     };
     signal(libc::SIGKILL);
     doomed.0.wait().unwrap();
-    assert_eq!(held.len(), 1, "killed in the middle of a job");
+    // Its pool may run more workers than cores, so it may hold more than one job.
+    assert!(!held.is_empty(), "killed in the middle of a job");
 
     // Every job completes, as both HTTP processes' sockets see, through events as they happen.
     for socket in &mut sockets {
@@ -207,7 +224,7 @@ async fn two_http_processes_and_two_workers_share_the_work_and_survive_a_kill() 
     let completed: u64 = conn.hget("{pixdrop}:stats", "completed").await.unwrap();
     assert_eq!(
         completed,
-        u64::from(UPLOADS),
+        ids.len() as u64,
         "each job completed once in the records"
     );
 }
