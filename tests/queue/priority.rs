@@ -40,6 +40,15 @@ async fn run_next(conn: &mut WorkerConn) -> JobId {
     }
 }
 
+/// Runs the next `n` jobs one after another, returning their ids in the order they ran.
+async fn run_several(conn: &mut WorkerConn, n: usize) -> Vec<JobId> {
+    let mut order = Vec::with_capacity(n);
+    for _ in 0..n {
+        order.push(run_next(conn).await);
+    }
+    order
+}
+
 fn with_burst(burst: u32) -> QueueSettings {
     QueueSettings {
         priority_burst: burst,
@@ -59,10 +68,7 @@ async fn a_high_priority_job_overtakes_a_backlog_and_high_jobs_keep_their_order(
     assert_eq!((counts.waiting, counts.waiting_high), (23, 3), "{counts:?}");
 
     let mut conn = WorkerConn::open(&queue, "i/0").await.unwrap();
-    let mut order = Vec::new();
-    for _ in 0..23 {
-        order.push(run_next(&mut conn).await);
-    }
+    let order = run_several(&mut conn, 23).await;
     let expected: Vec<JobId> = high.iter().chain(&bulk).copied().collect();
     assert_eq!(
         order, expected,
@@ -81,10 +87,7 @@ async fn a_stream_of_high_priority_jobs_lets_one_bulk_job_through_per_burst() {
     let high = enqueue(&queue, Priority::High, 0..9).await;
 
     let mut conn = WorkerConn::open(&queue, "i/0").await.unwrap();
-    let mut order = Vec::new();
-    for _ in 0..12 {
-        order.push(run_next(&mut conn).await);
-    }
+    let order = run_several(&mut conn, 12).await;
     let (h, b) = (&high, &bulk);
     let expected = vec![
         h[0], h[1], h[2], b[0], h[3], h[4], h[5], b[1], h[6], h[7], h[8], b[2],
@@ -147,11 +150,7 @@ async fn cancelled_and_deleted_high_priority_jobs_take_their_markers_with_them()
     assert_eq!(waiting.iter().filter(|id| *id == "high").count(), 1);
 
     let mut conn = WorkerConn::open(&queue, "i/0").await.unwrap();
-    let order = [
-        run_next(&mut conn).await,
-        run_next(&mut conn).await,
-        run_next(&mut conn).await,
-    ];
+    let order = run_several(&mut conn, 3).await;
     assert_eq!(order, [high[2], bulk[0], bulk[1]]);
     assert!(matches!(conn.claim().await.unwrap(), Claim::Empty));
 }
@@ -171,11 +170,7 @@ async fn a_handed_back_high_priority_job_runs_next_in_its_line() {
     assert_eq!(conn.hand_back(&job).await.unwrap(), Settled::Done);
     assert_eq!(queue.counts().await.unwrap().waiting_high, 2);
 
-    let order = [
-        run_next(&mut conn).await,
-        run_next(&mut conn).await,
-        run_next(&mut conn).await,
-    ];
+    let order = run_several(&mut conn, 3).await;
     assert_eq!(order, [first, later, bulk]);
 }
 
@@ -233,10 +228,7 @@ async fn behind_a_long_high_priority_backlog_the_bulk_line_still_gets_its_turn()
     let high = enqueue(&queue, Priority::High, 0..200).await;
 
     let mut conn = WorkerConn::open(&queue, "i/0").await.unwrap();
-    let mut order = Vec::new();
-    for _ in 0..8 {
-        order.push(run_next(&mut conn).await);
-    }
+    let order = run_several(&mut conn, 8).await;
     let (h, b) = (&high, &bulk);
     assert_eq!(order, vec![h[0], h[1], h[2], b[0], h[3], h[4], h[5], b[1]]);
     // With no bulk job left, the high-priority line runs on, in order.
