@@ -26,36 +26,65 @@ use tokio::sync::Notify;
 const JOBS: usize = 5_000;
 const BATCH: usize = 500;
 
-/// Does nothing but count, waking the bench when the count moves.
-struct Noop {
-    done: Arc<AtomicUsize>,
-    moved: Arc<Notify>,
+/// Jobs done so far, and the count the bench waits for. Only reaching it wakes the bench: a wake-up
+/// per job would put the bench's own thread switches into the figures (BullMQ's bench counts its
+/// `completed` events on its one thread).
+struct Tally {
+    done: AtomicUsize,
+    goal: AtomicUsize,
+    reached: Notify,
 }
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            done: AtomicUsize::new(0),
+            goal: AtomicUsize::new(usize::MAX),
+            reached: Notify::new(),
+        }
+    }
+}
+
+impl Tally {
+    /// Sets the count to wake the bench at (before the jobs go in, so none wakes it early).
+    fn expect(&self, count: usize) {
+        self.goal.store(count, Ordering::SeqCst);
+    }
+
+    /// Waits until `count` jobs are done in all.
+    async fn wait_for(&self, count: usize) {
+        self.expect(count);
+        while self.done.load(Ordering::SeqCst) < count {
+            // The timeout covers a goal stored just after the last job looked at it.
+            let _ = tokio::time::timeout(Duration::from_millis(5), self.reached.notified()).await;
+        }
+    }
+}
+
+/// Does nothing but count.
+struct Noop(Arc<Tally>);
 
 impl Handler for Noop {
     async fn handle(&self, _job: &Claimed, _progress: &Progress) -> Result<Value, JobError> {
-        self.done.fetch_add(1, Ordering::Relaxed);
-        self.moved.notify_one();
+        let done = self.0.done.fetch_add(1, Ordering::SeqCst) + 1;
+        if done >= self.0.goal.load(Ordering::SeqCst) {
+            self.0.reached.notify_one();
+        }
         Ok(Value::Null)
     }
 }
 
 /// A pool of `Noop` workers running on a runtime, and what the bench watches of it.
 struct NoopPool {
-    done: Arc<AtomicUsize>,
-    moved: Arc<Notify>,
+    tally: Arc<Tally>,
     stop: tokio::sync::oneshot::Sender<()>,
     running: tokio::task::JoinHandle<()>,
 }
 
 impl NoopPool {
     fn start(queue: &Queue, concurrency: usize, runtime: &tokio::runtime::Handle) -> Self {
-        let done = Arc::new(AtomicUsize::new(0));
-        let moved = Arc::new(Notify::new());
-        let handler = Noop {
-            done: done.clone(),
-            moved: moved.clone(),
-        };
+        let tally = Arc::new(Tally::default());
+        let handler = Noop(tally.clone());
         let workers = WorkerSettings {
             concurrency: Some(concurrency),
             ..WorkerSettings::default()
@@ -66,17 +95,9 @@ impl NoopPool {
             let _ = stopped.await;
         }));
         Self {
-            done,
-            moved,
+            tally,
             stop,
             running,
-        }
-    }
-
-    /// Waits until `count` jobs are done in all.
-    async fn wait_for(done: &AtomicUsize, moved: &Notify, count: usize) {
-        while done.load(Ordering::Relaxed) < count {
-            let _ = tokio::time::timeout(Duration::from_millis(5), moved.notified()).await;
         }
     }
 
@@ -133,19 +154,19 @@ fn queue_throughput(c: &mut Criterion) {
     configure(&mut group);
     for concurrency in [1, 8, 64] {
         let pool = NoopPool::start(&queue, concurrency, runtime.handle());
-        let (done, moved) = (pool.done.clone(), pool.moved.clone());
+        let tally = pool.tally.clone();
         group.bench_function(BenchmarkId::from_parameter(concurrency), |b| {
             b.to_async(&runtime).iter_custom(|iters| {
-                let (queue, done, moved, payloads) =
-                    (queue.clone(), done.clone(), moved.clone(), payloads.clone());
+                let (queue, tally, payloads) = (queue.clone(), tally.clone(), payloads.clone());
                 async move {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        let target = done.load(Ordering::Relaxed) + JOBS;
+                        let target = tally.done.load(Ordering::SeqCst) + JOBS;
+                        tally.expect(target);
                         for _ in 0..JOBS / BATCH {
                             queue.enqueue_batch(&payloads).await.expect("enqueue");
                         }
-                        NoopPool::wait_for(&done, &moved, target).await;
+                        tally.wait_for(target).await;
                     }
                     start.elapsed()
                 }
@@ -170,7 +191,7 @@ fn queue_throughput(c: &mut Criterion) {
                 let elapsed = start.elapsed();
                 // Drained outside the measurement, so the waiting list does not grow run on run.
                 let pool = NoopPool::start(&queue, 8, &tokio::runtime::Handle::current());
-                NoopPool::wait_for(&pool.done, &pool.moved, JOBS * iters as usize).await;
+                pool.tally.wait_for(JOBS * iters as usize).await;
                 pool.stop().await;
                 elapsed
             }
@@ -196,7 +217,7 @@ fn queue_throughput(c: &mut Criterion) {
                             concurrency,
                             &tokio::runtime::Handle::current(),
                         );
-                        NoopPool::wait_for(&pool.done, &pool.moved, JOBS).await;
+                        pool.tally.wait_for(JOBS).await;
                         measured += start.elapsed();
                         pool.stop().await;
                     }
