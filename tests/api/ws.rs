@@ -151,6 +151,48 @@ async fn sockets_survive_a_redis_restart_and_end_with_the_current_state() {
 }
 
 #[tokio::test]
+async fn a_snapshot_redis_refused_follows_when_it_answers_again_though_the_subscription_held() {
+    // Redis refuses the snapshot's read (an ACL takes HGETALL away) while the hub's subscription
+    // stays up, so no resubscription will come: the socket must try again by itself.
+    let mut app = TestApp::spawn_with(Role::HttpOnly, |s| s.websocket.resync_spread_ms = 200).await;
+    let id = app.upload_one(jpeg(40, 30)).await;
+    let mut admin = app.redis.conn().await;
+    let acl = |rule: &'static str| {
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg(rule)
+            .clone()
+    };
+    let _: () = acl("-hgetall").query_async(&mut admin).await.unwrap();
+
+    let mut socket = open(&app.address, &format!("?job={id}")).await;
+    let told = next(&mut socket).await;
+    assert_eq!(
+        (&told["type"], &told["code"]),
+        (&json!("error"), &json!("unavailable"))
+    );
+    // Still refused a little later: told again, nothing else.
+    let again = next(&mut socket).await;
+    assert_eq!(again["code"], "unavailable", "{again}");
+
+    let _: () = acl("+hgetall").query_async(&mut admin).await.unwrap();
+    let mut message = next(&mut socket).await;
+    while message["code"] == "unavailable" {
+        message = next(&mut socket).await;
+    }
+    assert_eq!(
+        (&message["type"], &message["state"]),
+        (&json!("snapshot"), &json!("queued"))
+    );
+    // And its events flow: a worker finishes the job.
+    let mut workers = app.sibling(Role::WorkerOnly).await;
+    until_state(&mut socket, &id, "completed").await;
+    workers.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn after_a_redis_restart_sockets_resync_spread_over_the_window_not_all_at_once() {
     // Twenty sockets, a one-second window: their fresh snapshots arrive at scattered moments.
     let mut app =

@@ -191,6 +191,7 @@ pub async fn connect(
         quota_place,
         rate: TokenBucket::new(live.settings.max_messages_per_sec),
         refused_in_a_row: 0,
+        snapshots_owed: false,
         settings: live.settings.clone(),
         watched: HashMap::new(),
         inbox: live.hub.inbox(),

@@ -41,6 +41,9 @@ pub(super) struct Socket {
     pub(super) rate: TokenBucket,
     /// Messages refused for the rate since the last accepted one.
     pub(super) refused_in_a_row: u32,
+    /// A snapshot could not be read (Redis did not answer): the socket reads them again soon,
+    /// whether or not the hub's subscription dropped meanwhile.
+    pub(super) snapshots_owed: bool,
     /// Its place at the gate, freed when the socket ends.
     pub(super) _place: Pass,
     /// Counts it among the open websockets while it lives.
@@ -49,6 +52,10 @@ pub(super) struct Socket {
 
 /// A client still sending this many messages in a row over its rate is closed.
 const MAX_REFUSED_IN_A_ROW: u32 = 3;
+
+/// How long after a failed snapshot read the socket tries again (plus a random share of
+/// `websocket.resync_spread_ms`, so sockets refused together do not retry together).
+const SNAPSHOT_RETRY_AFTER_MS: u64 = 1000;
 
 /// Resolves when a credential expiring at `expires_at` (Unix seconds) has expired; never for one
 /// that does not.
@@ -97,6 +104,13 @@ impl Socket {
         let mut renew = tokio::time::interval(SocketPlace::RENEW_EVERY);
         renew.reset();
         while end.is_none() {
+            if std::mem::take(&mut self.snapshots_owed) && resync_at.is_none() {
+                let delay = SNAPSHOT_RETRY_AFTER_MS
+                    + rand::random_range(0..=self.settings.resync_spread_ms);
+                resync_at = Some(Box::pin(tokio::time::sleep(
+                    std::time::Duration::from_millis(delay),
+                )));
+            }
             let step = tokio::select! {
                 message = messages.recv() => self.on_message(message).await,
                 delivery = self.inbox.recv() => match delivery {
@@ -242,7 +256,8 @@ impl Socket {
     }
 
     /// Sends the current state of `ids`. A job that no longer exists is no longer watched. When
-    /// Redis cannot answer, the jobs stay watched: the hub's resync after Redis returns sends them.
+    /// Redis cannot answer, the jobs stay watched and every watched job is read again a second or
+    /// so later (and on, until Redis answers), or at the hub's resync if that comes first.
     async fn send_snapshots(&mut self, ids: Vec<JobId>) -> Result<(), End> {
         if ids.is_empty() {
             return Ok(());
@@ -251,8 +266,9 @@ impl Socket {
             Ok(records) => records,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read job snapshots");
+                self.snapshots_owed = true;
                 let detail = "cannot read the jobs' state now (Redis is unavailable); \
-                              snapshots follow when it is back";
+                              snapshots follow when it answers again";
                 return self.error("unavailable", detail.into(), None).await;
             }
         };
