@@ -7,7 +7,7 @@ use super::error::{PipelineError, SizeLimit};
 
 /// Upper bounds on an image's size, checked on its displayed (EXIF-oriented) dimensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Width times height. This is what bounds decode memory (4 bytes a pixel at 8 bits, up to
     /// 16 for 32-bit float TIFF), so it is checked first.
