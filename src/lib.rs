@@ -46,6 +46,8 @@ pub mod image_job;
 pub mod logging;
 pub mod pipeline;
 pub mod queue;
+#[cfg(test)]
+mod readme_check;
 pub mod redis_connect;
 pub mod redis_server;
 pub mod signals;

@@ -22,7 +22,7 @@ use crate::pipeline::{
     self, Control, CoreLoan, Limits, PipelineError, SizeLimit, SpareCores, Step, StopFlag,
     VariantSpec,
 };
-use crate::queue::{Claimed, Handler, JobError, JobId, Progress};
+use crate::queue::{Claimed, ErrorCode, Handler, JobError, JobId, Progress};
 use crate::storage::{Storage, StorageKey};
 
 /// The memory budget is counted in KiB, so a `u32` of permits covers terabytes.
@@ -297,6 +297,60 @@ fn open_original(storage: &Storage, key: &StorageKey) -> Result<std::fs::File, J
         JobError::transient("io-error", "the stored upload could not be read")
     })
 }
+
+/// Every code an image job's failure may carry besides the queue's own: the pipeline's
+/// (`PipelineError::code`; `encode-failed` is retried only when the encoder ran out of memory) and
+/// this handler's.
+pub const ERROR_CODES: &[ErrorCode] = &[
+    ErrorCode {
+        code: "unsupported-format",
+        retried: false,
+    },
+    ErrorCode {
+        code: "corrupt-image",
+        retried: false,
+    },
+    ErrorCode {
+        code: "truncated-image",
+        retried: false,
+    },
+    ErrorCode {
+        code: "image-too-large",
+        retried: false,
+    },
+    ErrorCode {
+        code: "encode-failed",
+        retried: false,
+    },
+    ErrorCode {
+        code: "io-error",
+        retried: true,
+    },
+    ErrorCode {
+        code: "stopped",
+        retried: true,
+    },
+    ErrorCode {
+        code: "decoder-crashed",
+        retried: false,
+    },
+    ErrorCode {
+        code: "worker-crashed",
+        retried: true,
+    },
+    ErrorCode {
+        code: "invalid-job",
+        retried: false,
+    },
+    ErrorCode {
+        code: "internal",
+        retried: false,
+    },
+    ErrorCode {
+        code: "shutting-down",
+        retried: true,
+    },
+];
 
 /// Starts `work` on the blocking pool at once (not when first polled) and resolves to its result.
 /// A panic in it (a decoder's, on a hostile file) fails the job for good: the same bytes would

@@ -9,4 +9,4 @@ mod contract;
 mod handler;
 
 pub use contract::{DecodedOriginal, ImageJob, ImageResult, StoredVariant};
-pub use handler::ImageHandler;
+pub use handler::{ERROR_CODES, ImageHandler};

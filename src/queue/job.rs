@@ -279,6 +279,33 @@ pub enum ErrorKind {
     Transient,
 }
 
+/// A code a job's failure may carry, and whether a job failing with it runs again (while it has
+/// attempts left). Each side lists the codes it records: the queue's own in
+/// [`QUEUE_ERROR_CODES`], a handler's beside it (the image job's: `image_job::ERROR_CODES`). The
+/// README's table of codes is checked against those lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode {
+    pub code: &'static str,
+    pub retried: bool,
+}
+
+/// The codes the queue records whatever the handler: a handler that ran too long or panicked,
+/// and a job whose workers kept dying (`lua/recover.lua`).
+pub const QUEUE_ERROR_CODES: &[ErrorCode] = &[
+    ErrorCode {
+        code: "timeout",
+        retried: true,
+    },
+    ErrorCode {
+        code: "handler-panicked",
+        retried: true,
+    },
+    ErrorCode {
+        code: "stalled",
+        retried: false,
+    },
+];
+
 /// A handler's failure: its kind, a stable code and a reason in words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {detail}")]

@@ -51,8 +51,8 @@ pub use control::{
     Counts, FINISHED_STATES, FinishedPage, Instance, QueueStats, RETRY_ALL_MAX, WorkerSlot,
 };
 pub use job::{
-    ErrorInfo, ErrorKind, InvalidJobId, JobDeleted, JobError, JobEvent, JobId, JobRecord, JobState,
-    Priority,
+    ErrorCode, ErrorInfo, ErrorKind, InvalidJobId, JobDeleted, JobError, JobEvent, JobId,
+    JobRecord, JobState, Priority, QUEUE_ERROR_CODES,
 };
 pub use keys::{KeyPrefix, Keys};
 pub use listing::JobPage;
