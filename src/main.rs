@@ -60,6 +60,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// Tunes glibc's allocator for a job's pixel buffers (tens of MB each, freed when the job ends):
+/// kept in the heap for the next job rather than handed back to the kernel, which would fault in
+/// and zero fresh pages for every decode. Two arenas instead of one per thread make the blocking
+/// threads reuse each other's freed buffers. Measured side by side on the `wide` photos: 6% less
+/// CPU, the system time down by about 40% (README, Performance). The price is resident memory
+/// staying near its peak; past the pipeline's memory budget, freed memory is handed back.
+fn keep_freed_memory(budget_bytes: u64) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const MMAP_THRESHOLD_MAX: libc::c_int = 32 << 20;
+        let trim = libc::c_int::try_from(budget_bytes).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only sets the allocator's parameters; any value is accepted or refused.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, trim);
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = budget_bytes;
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Token {
         action: TokenCommand::New { subject },
@@ -71,6 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let signals = Signals::install()?;
     let settings = Settings::load(cli.config.as_deref())?;
     settings.log.install();
+    keep_freed_memory(settings.pipeline.memory_budget_bytes);
     let redis = RedisTarget::resolve(&settings.redis, &settings.storage.dir)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(async {
