@@ -302,54 +302,18 @@ fn open_original(storage: &Storage, key: &StorageKey) -> Result<std::fs::File, J
 /// (`PipelineError::code`; `encode-failed` is retried only when the encoder ran out of memory) and
 /// this handler's.
 pub const ERROR_CODES: &[ErrorCode] = &[
-    ErrorCode {
-        code: "unsupported-format",
-        retried: false,
-    },
-    ErrorCode {
-        code: "corrupt-image",
-        retried: false,
-    },
-    ErrorCode {
-        code: "truncated-image",
-        retried: false,
-    },
-    ErrorCode {
-        code: "image-too-large",
-        retried: false,
-    },
-    ErrorCode {
-        code: "encode-failed",
-        retried: false,
-    },
-    ErrorCode {
-        code: "io-error",
-        retried: true,
-    },
-    ErrorCode {
-        code: "stopped",
-        retried: true,
-    },
-    ErrorCode {
-        code: "decoder-crashed",
-        retried: false,
-    },
-    ErrorCode {
-        code: "worker-crashed",
-        retried: true,
-    },
-    ErrorCode {
-        code: "invalid-job",
-        retried: false,
-    },
-    ErrorCode {
-        code: "internal",
-        retried: false,
-    },
-    ErrorCode {
-        code: "shutting-down",
-        retried: true,
-    },
+    ErrorCode::not_retried("unsupported-format"),
+    ErrorCode::not_retried("corrupt-image"),
+    ErrorCode::not_retried("truncated-image"),
+    ErrorCode::not_retried("image-too-large"),
+    ErrorCode::not_retried("encode-failed"),
+    ErrorCode::retried("io-error"),
+    ErrorCode::retried("stopped"),
+    ErrorCode::not_retried("decoder-crashed"),
+    ErrorCode::retried("worker-crashed"),
+    ErrorCode::not_retried("invalid-job"),
+    ErrorCode::not_retried("internal"),
+    ErrorCode::retried("shutting-down"),
 ];
 
 /// Starts `work` on the blocking pool at once (not when first polled) and resolves to its result.

@@ -289,21 +289,30 @@ pub struct ErrorCode {
     pub retried: bool,
 }
 
+impl ErrorCode {
+    /// A code whose job runs again while it has attempts left.
+    pub const fn retried(code: &'static str) -> Self {
+        Self {
+            code,
+            retried: true,
+        }
+    }
+
+    /// A code that fails its job at once.
+    pub const fn not_retried(code: &'static str) -> Self {
+        Self {
+            code,
+            retried: false,
+        }
+    }
+}
+
 /// The codes the queue records whatever the handler: a handler that ran too long or panicked,
 /// and a job whose workers kept dying (`lua/recover.lua`).
 pub const QUEUE_ERROR_CODES: &[ErrorCode] = &[
-    ErrorCode {
-        code: "timeout",
-        retried: true,
-    },
-    ErrorCode {
-        code: "handler-panicked",
-        retried: true,
-    },
-    ErrorCode {
-        code: "stalled",
-        retried: false,
-    },
+    ErrorCode::retried("timeout"),
+    ErrorCode::retried("handler-panicked"),
+    ErrorCode::not_retried("stalled"),
 ];
 
 /// A handler's failure: its kind, a stable code and a reason in words.
